@@ -1,0 +1,180 @@
+import type { AddressInfo } from 'node:net';
+import { AccessToken } from 'livekit-server-sdk';
+import type { Config } from './config.js';
+import { connectDatabase, type DatabaseHandle } from './db/connect.js';
+import { migrateToLatest, pendingMigrations } from './db/migrate.js';
+import { createGraphQLServer } from './graphql/server.js';
+import { createHttpServer } from './http/server.js';
+import { createLiveKitTokenVerifier } from './livekit/jwt.js';
+import { createRoomLister } from './livekit/rooms.js';
+import { createLogger, type Logger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { createLocalBus, createRedisBus, type ChangeBus } from './realtime/bus.js';
+import { createChangePublisher } from './realtime/outbox.js';
+import { reconcileSessions } from './sessions/reconcile.js';
+import { createWebhookVerifier } from './webhooks/verify.js';
+
+export type App = {
+  config: Config;
+  logger: Logger;
+  database: DatabaseHandle;
+  bus: ChangeBus;
+  /** Listens on the configured host and port (0 picks a free port); resolves to the base URL. */
+  start(): Promise<string>;
+  /** Graceful: stop accepting, finish in-flight webhooks, end subscriptions, close pools. */
+  stop(): Promise<void>;
+  /** Runs one reconciliation now (null when another replica holds the lock or no LIVEKIT_URL). */
+  reconcileNow(): Promise<number | null>;
+};
+
+/** The one composition root: the only place that knows which backends are in use. */
+export async function createApp(config: Config, opts: { logger?: Logger } = {}): Promise<App> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const metrics = createMetrics();
+
+  const database = await connectWithRetry(config, logger);
+  const { db } = database;
+  await migrateToLatest(db, config.database.schema);
+
+  const bus = config.redis.url ? createRedisBus(config.redis.url, config.redis.prefix, logger) : createLocalBus(logger);
+  const publisher = createChangePublisher({ db, bus, logger, intervalMs: config.outboxIntervalMs, onPublished: (n) => metrics.published.inc(n) });
+
+  const verifyToken = config.graphql.authMode === 'off' ? null : createLiveKitTokenVerifier(config.livekit.webhookKeys, config.livekit.clockToleranceSeconds);
+  const devToken = config.env === 'development' && verifyToken ? await mintAdminToken(config, '12h') : undefined;
+  const graphql = createGraphQLServer({ config, db, bus, logger, metrics, verifyToken, devToken });
+
+  const { server, inFlightWebhooks } = createHttpServer({
+    logger,
+    metrics,
+    graphql,
+    graphqlMaxBodyBytes: config.graphql.maxBodyBytes,
+    webhook: {
+      db,
+      verify: createWebhookVerifier(config.livekit.webhookKeys, config.livekit.clockToleranceSeconds),
+      publisher,
+      logger,
+      metrics,
+      maxBodyBytes: config.livekit.maxBodyBytes,
+      autoCreate: config.sessionAutoCreate,
+    },
+    readiness: async () => {
+      try {
+        const pending = await withTimeout(pendingMigrations(db, config.database.schema), 2_000);
+        return pending.length > 0 ? [`migrations not applied: ${pending.join(', ')}`] : [];
+      } catch (err) {
+        return [`database: ${(err as Error).message}`];
+      }
+    },
+  });
+
+  const listRooms = config.livekit.url ? createRoomLister(config.livekit.url, config.livekit.apiKey, config.livekit.apiSecret) : null;
+  let reconciling: Promise<number | null> | undefined;
+  const reconcileNow = () => {
+    if (!listRooms) return Promise.resolve(null);
+    reconciling ??= reconcileSessions(db, listRooms)
+      .then((repairs) => {
+        if (repairs === null) return null;
+        for (const r of repairs) publisher.publishCommitted(r.change, r.changeId);
+        metrics.reconcileRepairs.inc(repairs.length);
+        if (repairs.length > 0) logger.info({ repairs: repairs.length }, 'reconciliation repaired sessions');
+        return repairs.length;
+      })
+      .catch((err: Error) => {
+        logger.warn({ err: err.message }, 'reconciliation failed');
+        return null;
+      })
+      .finally(() => {
+        reconciling = undefined;
+      });
+    return reconciling;
+  };
+  let reconcileTimer: NodeJS.Timeout | undefined;
+  let stopping: Promise<void> | undefined;
+
+  return {
+    config,
+    logger,
+    database,
+    bus,
+    reconcileNow,
+    async start() {
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.host, () => resolve());
+      });
+      publisher.start();
+      if (listRooms && config.reconcileIntervalSeconds > 0) {
+        reconcileTimer = setInterval(() => void reconcileNow(), config.reconcileIntervalSeconds * 1000);
+        reconcileTimer.unref();
+      }
+      const { port } = server.address() as AddressInfo;
+      const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+      const url = `http://${host}:${port}`;
+      logger.info(
+        {
+          url,
+          env: config.env,
+          database: database.description,
+          pubsub: bus.description,
+          auth: config.graphql.authMode,
+          reconcile: listRooms && config.reconcileIntervalSeconds > 0 ? `every ${config.reconcileIntervalSeconds}s` : 'off',
+        },
+        `listening on ${url} (webhook ${url}/api/v1/webhooks/livekit, GraphQL ${url}/graphql)`,
+      );
+      if (config.graphql.authMode === 'off') logger.warn('AUTH_MODE=off: every GraphQL client can read, watch and create every session. Local experiments only.');
+      if (devToken) logger.info({ adminToken: undefined }, `development admin token (12h; also preset in GraphiQL): ${devToken}`);
+      return url;
+    },
+    stop() {
+      stopping ??= (async () => {
+        logger.info('shutting down');
+        clearInterval(reconcileTimer);
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        // End subscriptions so their long-lived responses and sockets let the server close.
+        await graphql.close();
+        const deadline = Date.now() + config.shutdownTimeoutSeconds * 1000;
+        while (inFlightWebhooks() > 0 && Date.now() < deadline) await sleep(20);
+        await Promise.race([closed, sleep(Math.max(0, deadline - Date.now()))]);
+        server.closeAllConnections();
+        await reconciling;
+        await publisher.stop();
+        await bus.close();
+        await database.close();
+        logger.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** An admin token for local use: list, create and join any room. */
+export async function mintAdminToken(config: Config, ttl: string): Promise<string> {
+  const token = new AccessToken(config.livekit.apiKey, config.livekit.apiSecret, { identity: 'dev-admin', ttl });
+  token.addGrant({ roomList: true, roomCreate: true, roomAdmin: true });
+  return token.toJwt();
+}
+
+async function connectWithRetry(config: Config, logger: Logger): Promise<DatabaseHandle> {
+  const database = await connectDatabase(config.database, logger);
+  // Replicas may start before Postgres does: wait for it (up to ~30 s) rather than crash-loop.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await database.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute();
+      return database;
+    } catch (err) {
+      if (attempt >= 15) {
+        await database.close();
+        throw err;
+      }
+      logger.warn({ err: (err as Error).message, attempt }, 'database not reachable yet; retrying');
+      await sleep(2_000);
+    }
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms).unref())]);
+}

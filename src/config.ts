@@ -1,0 +1,185 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseDotenv } from 'dotenv';
+import { z } from 'zod';
+
+export const DEV_API_KEY = 'devkey';
+export const DEV_API_SECRET = 'secret';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
+    .optional()
+    .transform((v) => (v === undefined ? fallback : ['true', '1', 'yes', 'on'].includes(v)));
+
+const int = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).optional().transform((v) => v ?? fallback);
+
+const list = z
+  .string()
+  .optional()
+  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === undefined || v.trim() === '' ? undefined : v.trim()));
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: int(3000, 0, 65535),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  LIVEKIT_URL: optionalString.pipe(z.url({ protocol: /^(wss?|https?)$/ }).optional()),
+  LIVEKIT_API_KEY: z.string().min(1).default(DEV_API_KEY),
+  LIVEKIT_API_SECRET: z.string().min(1).default(DEV_API_SECRET),
+  LIVEKIT_WEBHOOK_KEYS: list,
+  WEBHOOK_CLOCK_TOLERANCE_SECONDS: int(60, 0, 600),
+  WEBHOOK_MAX_BODY_BYTES: int(1024 * 1024, 1024, 16 * 1024 * 1024),
+  SESSION_AUTO_CREATE: flag(false),
+
+  DATABASE_URL: optionalString,
+  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lowercase SQL identifier').default('public'),
+  DATABASE_POOL_MAX: int(10, 1, 200),
+  PGLITE_DATA_DIR: z.string().min(1).default('.data/pglite'),
+
+  REDIS_URL: optionalString,
+  REDIS_PREFIX: z.string().default('lkss:'),
+
+  RECONCILE_INTERVAL_SECONDS: int(60, 0, 86_400),
+  OUTBOX_INTERVAL_MS: int(1000, 50, 60_000),
+  SHUTDOWN_TIMEOUT_SECONDS: int(10, 1, 300),
+
+  AUTH_MODE: z.enum(['token', 'off']).default('token'),
+  GRAPHIQL: z.enum(['true', 'false', '1', '0']).optional(),
+  INTROSPECTION: z.enum(['true', 'false', '1', '0']).optional(),
+  CORS_ORIGINS: list,
+  GRAPHQL_MAX_DEPTH: int(12, 2, 100),
+  GRAPHQL_MAX_ALIASES: int(20, 1, 1000),
+  GRAPHQL_MAX_TOKENS: int(2000, 50, 100_000),
+  GRAPHQL_MAX_COST: int(5000, 100, 1_000_000),
+  GRAPHQL_MAX_BODY_BYTES: int(100_000, 1024, 10 * 1024 * 1024),
+});
+
+export type Config = Readonly<{
+  env: 'development' | 'test' | 'production';
+  host: string;
+  port: number;
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  livekit: Readonly<{
+    url: string | undefined;
+    apiKey: string;
+    apiSecret: string;
+    /** Every key LiveKit may sign webhooks with: the main key first, then rotated-in ones. */
+    webhookKeys: ReadonlyMap<string, string>;
+    clockToleranceSeconds: number;
+    maxBodyBytes: number;
+  }>;
+  sessionAutoCreate: boolean;
+  database: Readonly<
+    | { kind: 'postgres'; url: string; schema: string; poolMax: number }
+    | { kind: 'pglite'; dataDir: string; schema: string }
+  >;
+  redis: Readonly<{ url: string | undefined; prefix: string }>;
+  reconcileIntervalSeconds: number;
+  outboxIntervalMs: number;
+  shutdownTimeoutSeconds: number;
+  graphql: Readonly<{
+    authMode: 'token' | 'off';
+    graphiql: boolean;
+    introspection: boolean;
+    corsOrigins: readonly string[];
+    maxDepth: number;
+    maxAliases: number;
+    maxTokens: number;
+    maxCost: number;
+    maxBodyBytes: number;
+  }>;
+}>;
+
+/** Reads `env.local` (if present) under the process environment: real variables win. */
+export function readEnv(env: NodeJS.ProcessEnv = process.env, envFile = 'env.local'): Record<string, string | undefined> {
+  const fromFile = existsSync(envFile) ? parseDotenv(readFileSync(envFile)) : {};
+  return { ...fromFile, ...env };
+}
+
+const truthy = (v: string | undefined, fallback: boolean) => (v === undefined ? fallback : v === 'true' || v === '1');
+
+/** Parses and validates the configuration once; every problem is reported at once. */
+export function loadConfig(raw: Record<string, string | undefined> = readEnv()): Config {
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.') || 'environment'}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+
+  const webhookKeys = new Map<string, string>([[e.LIVEKIT_API_KEY, e.LIVEKIT_API_SECRET]]);
+  for (const pair of e.LIVEKIT_WEBHOOK_KEYS) {
+    const at = pair.indexOf(':');
+    if (at <= 0 || at === pair.length - 1) {
+      problems.push('LIVEKIT_WEBHOOK_KEYS: each entry must be "key:secret"');
+      continue;
+    }
+    webhookKeys.set(pair.slice(0, at), pair.slice(at + 1));
+  }
+
+  const production = e.NODE_ENV === 'production';
+  if (production) {
+    if (e.LIVEKIT_API_KEY === DEV_API_KEY) problems.push('LIVEKIT_API_KEY: the development key "devkey" is refused in production');
+    if (e.LIVEKIT_API_SECRET === DEV_API_SECRET) problems.push('LIVEKIT_API_SECRET: the development secret is refused in production');
+    if (!raw.LIVEKIT_API_KEY) problems.push('LIVEKIT_API_KEY: required in production');
+    if (!raw.LIVEKIT_API_SECRET) problems.push('LIVEKIT_API_SECRET: required in production');
+    if (!e.DATABASE_URL) problems.push('DATABASE_URL: required in production (the embedded database is for development)');
+    if (e.AUTH_MODE === 'off') problems.push('AUTH_MODE: "off" is refused in production');
+  }
+  if (e.DATABASE_URL && !/^postgres(ql)?:\/\//.test(e.DATABASE_URL)) {
+    problems.push('DATABASE_URL: must start with postgres:// or postgresql://');
+  }
+  if (e.REDIS_URL && !/^rediss?:\/\//.test(e.REDIS_URL)) problems.push('REDIS_URL: must start with redis:// or rediss://');
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const corsDefault = production ? [] : ['*'];
+  return Object.freeze({
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    livekit: Object.freeze({
+      url: e.LIVEKIT_URL,
+      apiKey: e.LIVEKIT_API_KEY,
+      apiSecret: e.LIVEKIT_API_SECRET,
+      webhookKeys,
+      clockToleranceSeconds: e.WEBHOOK_CLOCK_TOLERANCE_SECONDS,
+      maxBodyBytes: e.WEBHOOK_MAX_BODY_BYTES,
+    }),
+    sessionAutoCreate: e.SESSION_AUTO_CREATE,
+    database: Object.freeze(
+      e.DATABASE_URL
+        ? { kind: 'postgres' as const, url: e.DATABASE_URL, schema: e.DATABASE_SCHEMA, poolMax: e.DATABASE_POOL_MAX }
+        : { kind: 'pglite' as const, dataDir: e.PGLITE_DATA_DIR, schema: e.DATABASE_SCHEMA },
+    ),
+    redis: Object.freeze({ url: e.REDIS_URL, prefix: e.REDIS_PREFIX }),
+    reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
+    outboxIntervalMs: e.OUTBOX_INTERVAL_MS,
+    shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
+    graphql: Object.freeze({
+      authMode: e.AUTH_MODE,
+      graphiql: truthy(e.GRAPHIQL, !production),
+      introspection: truthy(e.INTROSPECTION, !production),
+      corsOrigins: Object.freeze(e.CORS_ORIGINS.length > 0 ? e.CORS_ORIGINS : corsDefault),
+      maxDepth: e.GRAPHQL_MAX_DEPTH,
+      maxAliases: e.GRAPHQL_MAX_ALIASES,
+      maxTokens: e.GRAPHQL_MAX_TOKENS,
+      maxCost: e.GRAPHQL_MAX_COST,
+      maxBodyBytes: e.GRAPHQL_MAX_BODY_BYTES,
+    }),
+  });
+}

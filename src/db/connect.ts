@@ -1,0 +1,73 @@
+import { mkdirSync } from 'node:fs';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import pg from 'pg';
+import type { Config } from '../config.js';
+import type { Logger } from '../logger.js';
+import type { Database } from './types.js';
+
+export type Db = Kysely<Database>;
+
+export type DatabaseHandle = {
+  db: Db;
+  /** What the start-up log and /readyz report. */
+  description: string;
+  close(): Promise<void>;
+};
+
+export async function connectDatabase(config: Config['database'], logger: Logger): Promise<DatabaseHandle> {
+  if (config.kind === 'postgres') {
+    const pool = new pg.Pool({
+      connectionString: config.url,
+      max: config.poolMax,
+      // Fail fast when Postgres is gone, so the webhook can answer 503 and LiveKit retries.
+      connectionTimeoutMillis: 2_000,
+      query_timeout: 15_000,
+      idleTimeoutMillis: 30_000,
+      options: `-c search_path=${config.schema}`,
+    });
+    // An idle client losing its connection must not crash the process.
+    pool.on('error', (err) => logger.warn({ err: err.message }, 'postgres idle client error'));
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const url = new URL(config.url);
+    return {
+      db,
+      description: `postgres ${url.hostname}:${url.port || 5432}${url.pathname} (schema ${config.schema})`,
+      close: () => db.destroy(),
+    };
+  }
+
+  const { PGlite } = await import('@electric-sql/pglite');
+  const inMemory = config.dataDir === 'memory://';
+  if (!inMemory) mkdirSync(config.dataDir, { recursive: true });
+  const pglite = new PGlite(inMemory ? undefined : config.dataDir);
+  await pglite.waitReady;
+  return wrapPglite(pglite, config.schema, inMemory ? 'pglite (in memory)' : `pglite ${config.dataDir}`);
+}
+
+/** PGlite is a single connection: the dialect serialises queries and transactions on it. */
+export async function wrapPglite(
+  pglite: import('@electric-sql/pglite').PGlite,
+  schema: string,
+  description: string,
+): Promise<DatabaseHandle> {
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
+  await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+  await sql`set search_path to ${sql.id(schema)}`.execute(db);
+  return { db, description: `${description} (schema ${schema})`, close: () => db.destroy() };
+}
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+
+/** True when an error means "the database cannot be reached now" (a retry may help), not a bug. */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+    const message = e instanceof Error ? e.message : '';
+    if (/timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|Query read timeout/i.test(message)) {
+      return true;
+    }
+  }
+  return false;
+}

@@ -1,0 +1,102 @@
+import type { Db } from '../db/connect.js';
+import type { Logger } from '../logger.js';
+import type { SessionChange } from '../sessions/change.js';
+import { claimUnpublishedChanges, markChangesPublished } from '../sessions/repo.js';
+import type { ChangeBus } from './bus.js';
+
+export type ChangePublisher = {
+  /** Publishes a committed change now; on failure the outbox drain publishes it later. Never throws. */
+  publishCommitted(change: SessionChange, changeId: string): void;
+  /** Publishes changes whose fast-path publish failed or was lost. Returns how many it published. */
+  drain(): Promise<number>;
+  start(): void;
+  stop(): Promise<void>;
+};
+
+const MARK_FLUSH_MS = 100;
+const DRAIN_BATCH = 200;
+
+/**
+ * Publish after commit. Every change is written to `session_changes` in the same transaction as the
+ * status change; a change is marked published once the broker took it. Changes left unmarked (Redis
+ * down, process died between commit and publish) are drained by any replica, one at a time per row.
+ */
+export function createChangePublisher(deps: { db: Db; bus: ChangeBus; logger: Logger; intervalMs: number; onPublished?: (n: number) => void }): ChangePublisher {
+  const { db, bus, logger, intervalMs } = deps;
+  let toMark: string[] = [];
+  let markTimer: NodeJS.Timeout | undefined;
+  let drainTimer: NodeJS.Timeout | undefined;
+  let draining: Promise<number> | undefined;
+  let offReconnect: (() => void) | undefined;
+
+  const flushMarks = async () => {
+    markTimer = undefined;
+    const ids = toMark;
+    toMark = [];
+    try {
+      await markChangesPublished(db, ids);
+    } catch (err) {
+      // Unmarked changes are re-published by the drain: harmless, subscribers drop repeated versions.
+      logger.warn({ err: (err as Error).message, count: ids.length }, 'could not mark changes published');
+    }
+  };
+
+  const drainOnce = async (): Promise<number> => {
+    if (!bus.isConnected()) return 0;
+    return db.transaction().execute(async (trx) => {
+      const claimed = await claimUnpublishedChanges(trx, intervalMs * 2, DRAIN_BATCH);
+      const done: string[] = [];
+      for (const { id, change } of claimed) {
+        try {
+          await bus.publish(change);
+        } catch {
+          break;
+        }
+        done.push(id);
+      }
+      await markChangesPublished(trx, done);
+      if (done.length > 0) logger.info({ count: done.length }, 'outbox: published changes left unpublished');
+      return done.length;
+    });
+  };
+
+  const drain = () => {
+    draining ??= drainOnce()
+      .catch((err: Error) => {
+        logger.warn({ err: err.message }, 'outbox drain failed');
+        return 0;
+      })
+      .finally(() => {
+        draining = undefined;
+      });
+    return draining;
+  };
+
+  return {
+    publishCommitted(change, changeId) {
+      bus.publish(change).then(
+        () => {
+          deps.onPublished?.(1);
+          toMark.push(changeId);
+          markTimer ??= setTimeout(flushMarks, MARK_FLUSH_MS);
+        },
+        (err: Error) => logger.warn({ err: err.message, sessionId: change.session.id, version: change.session.version }, 'publish failed; the outbox will retry'),
+      );
+    },
+    drain,
+    start() {
+      drainTimer = setInterval(() => void drain(), intervalMs);
+      drainTimer.unref();
+      offReconnect = bus.onReconnect(() => void drain());
+    },
+    async stop() {
+      clearInterval(drainTimer);
+      offReconnect?.();
+      if (markTimer) {
+        clearTimeout(markTimer);
+        await flushMarks();
+      }
+      await draining;
+    },
+  };
+}

@@ -1,0 +1,84 @@
+import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
+import type { Db } from '../db/connect.js';
+import type { SessionRow } from '../db/types.js';
+import type { Logger } from '../logger.js';
+import { snapshotOf, type SessionChange } from '../sessions/change.js';
+import { changesBetween, findById } from '../sessions/repo.js';
+import type { ChangeBus } from './bus.js';
+
+/** A slow subscriber keeps at most this many undelivered events; older ones are dropped (the latest status wins). */
+const BUFFER_SIZE = 16;
+
+export type StreamDeps = { db: Db; bus: ChangeBus; logger: Logger };
+
+/**
+ * One session's changes: its current state first ("snapshot"), then every newer version in order.
+ * The broker subscription is live before the snapshot is read, every event not newer than what was
+ * sent is dropped, a version gap is filled from `session_changes`, and a broker reconnect re-reads
+ * what was missed meanwhile.
+ */
+export function watchSession(deps: StreamDeps, session: SessionRow, signal?: AbortSignal): AsyncIterableIterator<SessionChange> {
+  const { db, bus, logger } = deps;
+  return new Repeater<SessionChange>(async (push, stop) => {
+    let lastVersion = 0;
+    let openGate!: () => void;
+    // Everything that reaches the subscriber goes through this chain, one at a time, in order.
+    let chain: Promise<void> = new Promise<void>((resolve) => (openGate = resolve));
+    const serially = (step: () => Promise<void>) => {
+      chain = chain.then(step).catch((err: unknown) => {
+        logger.warn({ err, sessionId: session.id }, 'session stream failed');
+        stop(err);
+      });
+    };
+    const emit = (change: SessionChange) => {
+      lastVersion = change.session.version;
+      void push(change).catch(() => {});
+    };
+    const catchUp = async (upto?: number) => {
+      for (const missed of await changesBetween(db, session.id, lastVersion, upto)) emit(missed);
+    };
+    const deliver = async (change: SessionChange) => {
+      const version = change.session.version;
+      if (version <= lastVersion) return;
+      if (version > lastVersion + 1) await catchUp(version - 1);
+      emit(change);
+    };
+
+    const unsubscribe = await bus.subscribe({ sessionId: session.id }, (change) => serially(() => deliver(change)));
+    const offReconnect = bus.onReconnect(() => serially(() => catchUp()));
+    const onAbort = () => stop();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const current = (await findById(db, session.id)) ?? session;
+      emit(snapshotOf(current));
+      openGate();
+      await stop;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
+      offReconnect();
+    }
+  }, new SlidingBuffer(BUFFER_SIZE));
+}
+
+/** Every session's changes, newest version per session only, as they happen (no snapshot). */
+export function watchAllSessions(deps: StreamDeps, signal?: AbortSignal): AsyncIterableIterator<SessionChange> {
+  const { bus } = deps;
+  return new Repeater<SessionChange>(async (push, stop) => {
+    const lastVersions = new Map<string, number>();
+    const unsubscribe = await bus.subscribe('all', (change) => {
+      const last = lastVersions.get(change.session.id) ?? 0;
+      if (change.session.version <= last) return;
+      lastVersions.set(change.session.id, change.session.version);
+      void push(change).catch(() => {});
+    });
+    const onAbort = () => stop();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await stop;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
+    }
+  }, new SlidingBuffer(BUFFER_SIZE * 4));
+}

@@ -1,0 +1,62 @@
+import type { SessionChangeRow, SessionRow, SessionSnapshotJson, SessionStatus } from '../db/types.js';
+
+/** A session's status change as subscribers see it: the row as of `session.version`. */
+export type SessionChange = {
+  session: SessionRow;
+  previousStatus: SessionStatus | null;
+  /** What caused it: room_started, room_finished, reconcile, or "snapshot" for a subscription's first event. */
+  eventType: string;
+  changedAt: Date;
+};
+
+const DATE_FIELDS = ['started_at', 'stopped_at', 'created_at', 'updated_at'] as const;
+
+export function snapshotToJson(row: SessionRow): SessionSnapshotJson {
+  return {
+    ...row,
+    started_at: row.started_at?.toISOString() ?? null,
+    stopped_at: row.stopped_at?.toISOString() ?? null,
+    created_at: row.created_at.toISOString(),
+    updated_at: row.updated_at.toISOString(),
+  };
+}
+
+export function snapshotFromJson(json: SessionSnapshotJson): SessionRow {
+  const row = { ...json } as unknown as Record<string, unknown>;
+  for (const f of DATE_FIELDS) row[f] = json[f] === null ? null : new Date(json[f] as string);
+  return row as unknown as SessionRow;
+}
+
+export function changeFromRow(row: SessionChangeRow): SessionChange {
+  const json = typeof row.session === 'string' ? (JSON.parse(row.session) as SessionSnapshotJson) : row.session;
+  return {
+    session: snapshotFromJson(json),
+    previousStatus: row.previous_status,
+    eventType: row.event_type,
+    changedAt: row.changed_at,
+  };
+}
+
+export function snapshotOf(session: SessionRow): SessionChange {
+  return { session, previousStatus: null, eventType: 'snapshot', changedAt: session.updated_at };
+}
+
+/** Wire format between processes (Redis): small, self-contained, versioned by the row. */
+export function encodeChange(change: SessionChange): string {
+  return JSON.stringify({
+    session: snapshotToJson(change.session),
+    previousStatus: change.previousStatus,
+    eventType: change.eventType,
+    changedAt: change.changedAt.toISOString(),
+  });
+}
+
+export function decodeChange(text: string): SessionChange {
+  const raw = JSON.parse(text) as { session: SessionSnapshotJson; previousStatus: SessionStatus | null; eventType: string; changedAt: string };
+  return {
+    session: snapshotFromJson(raw.session),
+    previousStatus: raw.previousStatus,
+    eventType: raw.eventType,
+    changedAt: new Date(raw.changedAt),
+  };
+}

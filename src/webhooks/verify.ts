@@ -1,0 +1,82 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { WebhookEvent } from '@livekit/protocol';
+import { createLiveKitTokenVerifier, TokenRejected, type VerifiedClaims } from '../livekit/jwt.js';
+import type { IncomingEvent } from '../sessions/ingest.js';
+import { WebhookError } from './envelope.js';
+
+/** LiveKit signs webhooks with 5-minute tokens; anything much longer-lived is not LiveKit's. */
+const MAX_TOKEN_LIFETIME_SECONDS = 600;
+
+const invalid = (cause: string) => new WebhookError(401, 'E_WEBHOOK_INVALID_SIGNATURE', `Webhook verification failed: ${cause}`);
+
+export type WebhookVerifier = (rawBody: Buffer, authorization: string | undefined) => Promise<IncomingEvent>;
+
+/**
+ * Verifies a LiveKit webhook as `WebhookReceiver.receive()` does (token, then the body's SHA-256
+ * against its `sha256` claim), plus: HS256 only, the secret chosen by `iss` among the configured
+ * keys (rotation), a LiveKit-like token lifetime, and a constant-time hash comparison over the
+ * exact body bytes.
+ */
+export function createWebhookVerifier(keys: ReadonlyMap<string, string>, clockToleranceSeconds: number): WebhookVerifier {
+  const verifyToken = createLiveKitTokenVerifier(keys, clockToleranceSeconds);
+
+  return async (rawBody, authorization) => {
+    const header = authorization?.trim() ?? '';
+    if (header === '') throw new WebhookError(401, 'E_WEBHOOK_MISSING_AUTH', 'Missing Authorization header');
+    // LiveKit sends the bare JWT; clients that add "Bearer " are accepted too.
+    const token = header.replace(/^Bearer\s+/i, '');
+
+    let claims: VerifiedClaims;
+    try {
+      claims = await verifyToken(token, { maxLifetimeSeconds: MAX_TOKEN_LIFETIME_SECONDS });
+    } catch (err) {
+      if (err instanceof TokenRejected) throw invalid(err.reason);
+      throw err;
+    }
+    if (typeof claims.sha256 !== 'string' || claims.sha256 === '') throw invalid('token has no sha256 claim');
+    const expected = Buffer.from(claims.sha256, 'base64');
+    const actual = createHash('sha256').update(rawBody).digest();
+    if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw invalid('hash mismatch');
+
+    return parseEvent(rawBody, actual);
+  };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The verified body must be a LiveKit WebhookEvent in protobuf JSON. */
+function parseEvent(rawBody: Buffer, bodyHash: Buffer): IncomingEvent {
+  let json: unknown;
+  try {
+    json = JSON.parse(utf8.decode(rawBody));
+  } catch {
+    throw new WebhookError(400, 'E_WEBHOOK_INVALID_JSON', 'Webhook body is not valid UTF-8 JSON');
+  }
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new WebhookError(400, 'E_WEBHOOK_INVALID_JSON', 'Webhook body is not a JSON object');
+  }
+  let event: WebhookEvent;
+  try {
+    event = WebhookEvent.fromJson(json as never, { ignoreUnknownFields: true });
+  } catch (err) {
+    const detail = err instanceof Error ? err.message.slice(0, 200) : 'invalid';
+    throw new WebhookError(400, 'E_WEBHOOK_INVALID_JSON', `Webhook body is not a LiveKit event: ${detail}`);
+  }
+  if (!event.event) throw new WebhookError(400, 'E_WEBHOOK_MISSING_EVENT_TYPE', 'Webhook event has no "event" type');
+
+  const createdAtSeconds = Number(event.createdAt);
+  const room = event.room;
+  return {
+    // LiveKit always sends an id; without one, retries of the same body still dedupe by its hash.
+    id: event.id || `sha256:${bodyHash.toString('hex')}`,
+    type: event.event,
+    roomName: room?.name || null,
+    room: room?.name
+      ? {
+          sid: room.sid,
+          createdMs: Number(room.creationTimeMs) || Number(room.creationTime) * 1000 || createdAtSeconds * 1000 || 0,
+        }
+      : null,
+    createdAt: createdAtSeconds > 0 ? new Date(createdAtSeconds * 1000) : null,
+  };
+}
