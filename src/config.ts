@@ -133,10 +133,13 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
 
   const production = e.NODE_ENV === 'production';
   if (production) {
-    if (e.LIVEKIT_API_KEY === DEV_API_KEY) problems.push('LIVEKIT_API_KEY: the development key "devkey" is refused in production');
-    if (e.LIVEKIT_API_SECRET === DEV_API_SECRET) problems.push('LIVEKIT_API_SECRET: the development secret is refused in production');
     if (!raw.LIVEKIT_API_KEY) problems.push('LIVEKIT_API_KEY: required in production');
+    else if (e.LIVEKIT_API_KEY === DEV_API_KEY) problems.push('LIVEKIT_API_KEY: the development key "devkey" is refused in production');
     if (!raw.LIVEKIT_API_SECRET) problems.push('LIVEKIT_API_SECRET: required in production');
+    else if (e.LIVEKIT_API_SECRET === DEV_API_SECRET) problems.push('LIVEKIT_API_SECRET: the development secret is refused in production');
+    if ([...webhookKeys].slice(1).some(([key, secret]) => key === DEV_API_KEY || secret === DEV_API_SECRET)) {
+      problems.push('LIVEKIT_WEBHOOK_KEYS: development keys are refused in production');
+    }
     if (!e.DATABASE_URL) problems.push('DATABASE_URL: required in production (the embedded database is for development)');
     if (e.AUTH_MODE === 'off') problems.push('AUTH_MODE: "off" is refused in production');
   }

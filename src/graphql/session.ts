@@ -130,7 +130,7 @@ builder.queryField('sessions', (t) =>
           }),
       );
     },
-  }),
+  }, { name: 'SessionConnection' }, { name: 'SessionEdge' }),
 );
 
 builder.relayMutationField(
