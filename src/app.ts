@@ -135,7 +135,10 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
         await graphql.close();
         const deadline = Date.now() + config.shutdownTimeoutSeconds * 1000;
         while (inFlightWebhooks() > 0 && Date.now() < deadline) await sleep(20);
+        // Connections that went idle since (ended subscriptions, answered requests) would otherwise wait out keep-alive (5 s).
+        const idleSweep = setInterval(() => server.closeIdleConnections(), 50);
         await Promise.race([closed, sleep(Math.max(0, deadline - Date.now()))]);
+        clearInterval(idleSweep);
         server.closeAllConnections();
         await reconciling;
         await publisher.stop();

@@ -28,6 +28,9 @@ export async function connectDatabase(config: Config['database'], logger: Logger
     });
     // An idle client losing its connection must not crash the process.
     pool.on('error', (err) => logger.warn({ err: err.message }, 'postgres idle client error'));
+    // A checked-out client (mid-query or mid-transaction) that loses its connection emits 'error' with no
+    // listener of pg-pool's attached: unhandled, that crashes the process. Its query fails and the caller answers.
+    pool.on('connect', (client) => client.on('error', (err) => logger.debug({ err: err.message }, 'postgres connection lost')));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     const url = new URL(config.url);
     return {

@@ -54,8 +54,8 @@ class ChannelListeners {
     }
   }
 
-  get size(): number {
-    return this.byChannel.size;
+  channels(): string[] {
+    return [...this.byChannel.keys()];
   }
 }
 
@@ -115,7 +115,15 @@ export function createRedisBus(url: string, prefix: string, logger: Logger): Cha
   }
   subscriber.on('ready', () => {
     if (subscriberWasReady && !closed) {
-      for (const listener of reconnectListeners) listener();
+      // ioredis emits 'ready' before it re-sends its SUBSCRIBEs: subscribe again (harmless) and wait for the
+      // acknowledgement, so the catch-up reads that follow cannot miss a change published in between.
+      const channels = listeners.channels();
+      const resubscribed = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve();
+      void resubscribed
+        .catch((err: Error) => logger.warn({ err: err.message }, 'redis resubscribe failed'))
+        .then(() => {
+          for (const listener of reconnectListeners) listener();
+        });
     }
     subscriberWasReady = true;
   });

@@ -21,7 +21,8 @@ const RECONCILE_LOCK_KEY = 0x6c6b7373; // "lkss"
 export async function reconcileSessions(db: Kysely<Database>, listRooms: () => Promise<ListedRoom[]>): Promise<Repair[] | null> {
   // One pinned connection: the session-level advisory lock belongs to it, and PGlite has only one.
   return db.connection().execute(async (conn) => {
-    const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${RECONCILE_LOCK_KEY}) as locked`.execute(conn);
+    // Keyed by schema too: deployments (or test suites) sharing one database must not block each other.
+    const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${RECONCILE_LOCK_KEY}, hashtext(current_schema())) as locked`.execute(conn);
     if (!rows[0]?.locked) return null;
     try {
       // Read before asking LiveKit: only an instance we knew before the call can be "gone" from its answer.
@@ -52,7 +53,7 @@ export async function reconcileSessions(db: Kysely<Database>, listRooms: () => P
       }
       return repairs;
     } finally {
-      await sql`select pg_advisory_unlock(${RECONCILE_LOCK_KEY})`.execute(conn);
+      await sql`select pg_advisory_unlock(${RECONCILE_LOCK_KEY}, hashtext(current_schema()))`.execute(conn);
     }
   });
 }

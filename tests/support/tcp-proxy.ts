@@ -1,0 +1,77 @@
+import { once } from 'node:events';
+import { createConnection, createServer, type Socket } from 'node:net';
+
+/**
+ * How a cut looks to the client:
+ * - "reset": existing connections are destroyed and new ones are closed as soon as they are accepted;
+ * - "blackhole": existing connections are destroyed and new ones are accepted but never answered
+ *   (a partition: only the client's own timeouts end them).
+ */
+export type CutMode = 'reset' | 'blackhole';
+
+export type TcpProxy = {
+  port: number;
+  /** Connections accepted since the proxy started (including refused ones). */
+  accepted(): number;
+  cut(mode?: CutMode): void;
+  restore(): void;
+  close(): Promise<void>;
+};
+
+/** A TCP proxy in front of one target (e.g. Postgres) that a test can cut and restore at will. */
+export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+  const live = new Set<Socket>();
+  const held = new Set<Socket>();
+  let mode: CutMode | null = null;
+  let accepted = 0;
+
+  const server = createServer((client) => {
+    accepted++;
+    if (mode === 'reset') return void client.destroy();
+    if (mode === 'blackhole') {
+      held.add(client);
+      client.on('error', () => {});
+      client.on('close', () => held.delete(client));
+      return;
+    }
+    const upstream = createConnection(target);
+    live.add(client);
+    live.add(upstream);
+    const drop = () => {
+      client.destroy();
+      upstream.destroy();
+      live.delete(client);
+      live.delete(upstream);
+    };
+    client.on('error', drop).on('close', drop);
+    upstream.on('error', drop).on('close', drop);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+
+  const destroyAll = (sockets: Set<Socket>) => {
+    for (const s of sockets) s.destroy();
+    sockets.clear();
+  };
+
+  return {
+    port,
+    accepted: () => accepted,
+    cut(next = 'reset') {
+      mode = next;
+      destroyAll(live);
+    },
+    restore() {
+      mode = null;
+      destroyAll(held);
+    },
+    async close() {
+      destroyAll(live);
+      destroyAll(held);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
