@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import { GRAPHQL_PATH, type GraphQLServer } from '../graphql/server.js';
+import { errorEnvelope, newErrorId } from '../webhooks/envelope.js';
 import { handleWebhook, WEBHOOK_PATH, type WebhookDeps } from '../webhooks/route.js';
 import { BodyTooLargeError, readBody } from './body.js';
 import { sendJson } from './respond.js';
@@ -27,7 +28,7 @@ export function createHttpServer(deps: HttpDeps): { server: Server; inFlightWebh
     const log = deps.logger.child({ reqId: requestId });
     void route(req, res, log).catch((err: unknown) => {
       log.error({ err }, 'unhandled request error');
-      if (!res.headersSent) sendJson(res, 500, { success: false, errcode: 'E_INTERNAL', errmesg: 'Internal error' });
+      if (!res.headersSent) sendJson(res, 500, errorEnvelope('E_INTERNAL', 'Internal error', newErrorId()));
       else res.destroy();
     });
   });
@@ -56,7 +57,8 @@ export function createHttpServer(deps: HttpDeps): { server: Server; inFlightWebh
         return void res.end(text);
       }
       default:
-        return sendJson(res, 404, { success: false, errcode: 'E_NOT_FOUND', errmesg: `No route for ${path}` });
+        // The one envelope (with its erresid), like every other error of this service.
+        return sendJson(res, 404, errorEnvelope('E_NOT_FOUND', `No route for ${path}`, newErrorId()));
     }
   }
 
@@ -68,7 +70,8 @@ export function createHttpServer(deps: HttpDeps): { server: Server; inFlightWebh
         (req as IncomingMessage & { body?: unknown }).body = body.length > 0 ? body : ' ';
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
-          return sendJson(res, 413, { errors: [{ message: err.message, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] }, { Connection: 'close' });
+          // No "Connection: close": readBody drops the rest of the body for a moment first (see discardRest).
+          return sendJson(res, 413, { errors: [{ message: err.message, extensions: { code: 'PAYLOAD_TOO_LARGE' } }] });
         }
         throw err;
       }

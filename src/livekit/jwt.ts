@@ -48,7 +48,8 @@ function describeJoseError(err: unknown): string {
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'bad signature';
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.claim === 'nbf') return 'token not yet valid';
-    if (err.claim === 'exp') return 'token has no expiry';
+    // jose reports a missing and a malformed exp alike; only "missing" means no expiry.
+    if (err.claim === 'exp') return err.reason === 'missing' ? 'token has no expiry' : 'invalid exp claim';
     if (err.claim === 'iss') return 'unknown API key';
     return `invalid ${err.claim} claim`;
   }

@@ -42,7 +42,8 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, d
     try {
       body = await readBody(req, deps.maxBodyBytes);
     } catch (err) {
-      if (err instanceof BodyTooLargeError) throw new WebhookError(413, 'E_PAYLOAD_TOO_LARGE', err.message, { Connection: 'close' });
+      // No "Connection: close": readBody drops the rest of the body for a moment first (see discardRest).
+      if (err instanceof BodyTooLargeError) throw new WebhookError(413, 'E_PAYLOAD_TOO_LARGE', err.message);
       throw err;
     }
     const event = await deps.verify(body, req.headers.authorization);
