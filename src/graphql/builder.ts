@@ -13,6 +13,8 @@ export type GraphQLContext = {
   logger: Logger;
   /** Aborted when the client goes away. */
   signal?: AbortSignal;
+  /** Aborted when the server stops: open subscriptions end. */
+  shutdown: AbortSignal;
 };
 
 /** Configures the builder only: plugins, scalars, context. Types live one file each. */

@@ -30,7 +30,7 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
     subscribe: async (_root, args, ctx) => {
       if (args.id == null && args.roomName == null) {
         assertCanList(ctx.viewer);
-        return watchAllSessions(ctx, ctx.signal);
+        return watchAllSessions(ctx, [ctx.signal, ctx.shutdown]);
       }
       assertAuthenticated(ctx.viewer);
       let session;
@@ -46,7 +46,7 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
         if (session) assertCanReadRoom(ctx.viewer, session.room_name);
       }
       if (!session) throw userError('NOT_FOUND', 'No session for that ' + (args.roomName != null ? 'room' : 'id'));
-      return watchSession(ctx, session, ctx.signal);
+      return watchSession(ctx, session, [ctx.signal, ctx.shutdown]);
     },
     resolve: (change) => change,
   }),

@@ -10,6 +10,20 @@ import type { ChangeBus } from './bus.js';
 const BUFFER_SIZE = 16;
 
 export type StreamDeps = { db: Db; bus: ChangeBus; logger: Logger };
+/** A stream ends when any of these aborts (the client left, the server stops). */
+export type EndSignals = readonly (AbortSignal | undefined)[];
+
+/** Listens for the first abort; returns the function that removes the listeners (so nothing outlives the stream). */
+function stopOnAbort(signals: EndSignals, stop: () => void): () => void {
+  const onAbort = () => stop();
+  for (const signal of signals) {
+    if (signal?.aborted) stop();
+    else signal?.addEventListener('abort', onAbort, { once: true });
+  }
+  return () => {
+    for (const signal of signals) signal?.removeEventListener('abort', onAbort);
+  };
+}
 
 /**
  * One session's changes: its current state first ("snapshot"), then every newer version in order.
@@ -17,7 +31,7 @@ export type StreamDeps = { db: Db; bus: ChangeBus; logger: Logger };
  * sent is dropped, a version gap is filled from `session_changes`, and a broker reconnect re-reads
  * what was missed meanwhile.
  */
-export function watchSession(deps: StreamDeps, session: SessionRow, signal?: AbortSignal): AsyncIterableIterator<SessionChange> {
+export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSignals = []): AsyncIterableIterator<SessionChange> {
   const { db, bus, logger } = deps;
   return new Repeater<SessionChange>(async (push, stop) => {
     let lastVersion = 0;
@@ -46,15 +60,14 @@ export function watchSession(deps: StreamDeps, session: SessionRow, signal?: Abo
 
     const unsubscribe = await bus.subscribe({ sessionId: session.id }, (change) => serially(() => deliver(change)));
     const offReconnect = bus.onReconnect(() => serially(() => catchUp()));
-    const onAbort = () => stop();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = stopOnAbort(endOn, stop);
     try {
       const current = (await findById(db, session.id)) ?? session;
       emit(snapshotOf(current));
       openGate();
       await stop;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
       unsubscribe();
       offReconnect();
     }
@@ -62,7 +75,7 @@ export function watchSession(deps: StreamDeps, session: SessionRow, signal?: Abo
 }
 
 /** Every session's changes, newest version per session only, as they happen (no snapshot). */
-export function watchAllSessions(deps: StreamDeps, signal?: AbortSignal): AsyncIterableIterator<SessionChange> {
+export function watchAllSessions(deps: StreamDeps, endOn: EndSignals = []): AsyncIterableIterator<SessionChange> {
   const { bus } = deps;
   return new Repeater<SessionChange>(async (push, stop) => {
     const lastVersions = new Map<string, number>();
@@ -72,12 +85,11 @@ export function watchAllSessions(deps: StreamDeps, signal?: AbortSignal): AsyncI
       lastVersions.set(change.session.id, change.session.version);
       void push(change).catch(() => {});
     });
-    const onAbort = () => stop();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    const stopListening = stopOnAbort(endOn, stop);
     try {
       await stop;
     } finally {
-      signal?.removeEventListener('abort', onAbort);
+      stopListening();
       unsubscribe();
     }
   }, new SlidingBuffer(BUFFER_SIZE * 4));
