@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { DEV_CREDENTIALS, newRoomInstance, sendEvent } from '../tools/lib/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { TEST_REDIS_URL } from './support/backends.js';
+import { availableBackends, TEST_REDIS_URL } from './support/backends.js';
 import { adminToken, createSession, gql, mintToken } from './support/graphql.js';
 
 type Result = { data?: any; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: { code?: string } }> };
@@ -25,6 +25,7 @@ let admin: string;
 let own: { id: string; roomName: string };
 let other: { id: string; roomName: string };
 let redis: Redis;
+const backends = await availableBackends();
 
 const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 10)}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -34,7 +35,7 @@ beforeAll(async () => {
   admin = await adminToken();
   own = await createSession(t.url, unique('own'), admin);
   other = await createSession(t.url, unique('other'), admin);
-  redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+  if (backends.redis) redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
 });
 afterAll(async () => {
   await redis?.quit();
@@ -224,7 +225,8 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       expect((await run(transport, Q.subId, { id: own.id }, list)).result).toEqual(snapshotOf(own.roomName));
     });
 
-    it('subscribes to every session (no arguments) and receives a change', async () => {
+    // Waits for the stream through Redis's own subscriber count: needs the real Redis.
+    it.skipIf(!backends.redis)('subscribes to every session (no arguments) and receives a change', async () => {
       const roomName = unique(`all-${transport}`);
       await createSession(t.url, roomName, admin);
       const channel = `${t.prefix}sessions`;

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { buildEvent, bodySha256, encodeEvent, newRoomInstance, postWebhook, sendEvent, signBody } from '../tools/lib/livekit-emulator.js';
 import { startTestApp } from './support/app.js';
-import { dropSchema, TEST_DATABASE_URL, uniqueName } from './support/backends.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from './support/backends.js';
 import { adminToken, createSession, gql, mintToken } from './support/graphql.js';
 import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
 
@@ -33,7 +33,12 @@ let alpha: { id: string };
 const JWT = /eyJ[\w-]+\.[\w-]+\.[\w-]+/;
 const JWT_HEAD_AND_CLAIMS = /eyJ[\w-]*\.eyJ[\w-]*/;
 
+// The database snapshot is read straight from Postgres, next to a separate service process: without a
+// real Postgres (embedded-only machines) this file is skipped; CI requires one.
+const { postgres: hasPostgres } = await availableBackends();
+
 beforeAll(async () => {
+  if (!hasPostgres) return;
   schema = uniqueName('hostile');
   svc = await startServiceProcess({ schema, prefix: `${schema}:`, env: { LOG_LEVEL: 'debug', SESSION_AUTO_CREATE: 'false' } });
   dbClient = new pg.Client({ connectionString: TEST_DATABASE_URL });
@@ -683,7 +688,7 @@ function expectAnswer(answer: Answer, want: Want, name: string) {
   if ('data' in want) expect(answer.json.data, name).toEqual(want.data);
 }
 
-describe('hostile and broken requests (issue 5)', () => {
+describe.skipIf(!hasPostgres)('hostile and broken requests (issue 5)', () => {
   it('has at least 40 cases, each with a distinct name', () => {
     expect(CASES.length).toBeGreaterThanOrEqual(40);
     expect(new Set(CASES.map((c) => c.name)).size).toBe(CASES.length);
@@ -737,7 +742,7 @@ describe('hostile and broken requests (issue 5)', () => {
   });
 });
 
-describe('verified webhooks for hostile room names (they record an event, so they run after the snapshot)', () => {
+describe.skipIf(!hasPostgres)('verified webhooks for hostile room names (they record an event, so they run after the snapshot)', () => {
   it.each([
     ['SQL-looking', SQLISH],
     ['unicode', UNICODE],
@@ -762,7 +767,7 @@ describe('verified webhooks for hostile room names (they record an event, so the
   });
 });
 
-describe('webhook key rotation (LIVEKIT_WEBHOOK_KEYS)', () => {
+describe.skipIf(!hasPostgres)('webhook key rotation (LIVEKIT_WEBHOOK_KEYS)', () => {
   const OLD = { apiKey: 'oldkey', apiSecret: 'oldsecret-0123456789abcdef' };
   const NEW = { apiKey: 'newkey', apiSecret: 'newsecret-fedcba9876543210' };
 
@@ -809,7 +814,7 @@ describe('webhook key rotation (LIVEKIT_WEBHOOK_KEYS)', () => {
   });
 });
 
-describe('logs (LOG_LEVEL=debug, after every request above)', () => {
+describe.skipIf(!hasPostgres)('logs (LOG_LEVEL=debug, after every request above)', () => {
   it('never contain a token, an Authorization value or a connection parameter', async () => {
     const output = svc.output();
     if (process.env.HOSTILE_LOG_FILE) writeFileSync(process.env.HOSTILE_LOG_FILE, output);
