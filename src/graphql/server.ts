@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
-import { NoSchemaIntrospectionCustomRule, type ExecutionArgs } from 'graphql';
+import { GraphQLError, NoSchemaIntrospectionCustomRule, type ExecutionArgs } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
@@ -47,7 +47,7 @@ export function createGraphQLServer(deps: {
     maxDirectives: { n: 20 },
     blockFieldSuggestion: { enabled: production },
   });
-  const plugins: Plugin[] = [...(armor.protect().plugins as Plugin[]), countSubscriptions(metrics)];
+  const plugins: Plugin[] = [...(armor.protect().plugins as Plugin[]), codeValidationErrors(), countSubscriptions(metrics)];
   if (!config.graphql.introspection) {
     plugins.push({ onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) });
   }
@@ -151,6 +151,21 @@ export function createGraphQLServer(deps: {
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- envelop returns its own result types
 type Enveloped = { execute: (args: ExecutionArgs) => any; subscribe: (args: ExecutionArgs) => any };
+
+/** Validation errors (the query limits included) get a machine-readable code like every other error. */
+function codeValidationErrors(): Plugin {
+  const withCode = (e: GraphQLError) =>
+    e.extensions?.code
+      ? e
+      : new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, path: e.path, originalError: e.originalError, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } });
+  return {
+    onValidate: () => ({ result, setResult }) => {
+      if (result.some((e) => !(e instanceof GraphQLError) || !e.extensions?.code)) {
+        setResult(result.map((e) => (e instanceof GraphQLError ? withCode(e) : e)));
+      }
+    },
+  };
+}
 
 function countSubscriptions(metrics: Metrics): Plugin {
   return {

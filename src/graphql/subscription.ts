@@ -24,7 +24,8 @@ const SessionStatusChangeRef = builder.objectRef<SessionChange>('SessionStatusCh
 builder.subscriptionField('sessionStatusChanged', (t) =>
   t.field({
     type: SessionStatusChangeRef,
-    description: 'One session (by id or roomName): its current state first, then every change in version order. Neither: every session.',
+    description:
+      'One session (by id or roomName): its current state first, then every change in version order (a client more than 64 changes behind skips the oldest). Neither: every session.',
     args: { id: t.arg.id(), roomName: t.arg.string() },
     // Permission is checked once, here, when the subscription starts.
     subscribe: async (_root, args, ctx) => {

@@ -6,8 +6,12 @@ import { snapshotOf, type SessionChange } from '../sessions/change.js';
 import { changesBetween, findById } from '../sessions/repo.js';
 import type { ChangeBus } from './bus.js';
 
-/** A slow subscriber keeps at most this many undelivered events; older ones are dropped (the latest status wins). */
-const BUFFER_SIZE = 16;
+/**
+ * A subscriber keeps at most this many undelivered events; past that the oldest are dropped (the latest
+ * status wins). A session changes a few times in its life: only a stalled client, or a burst of more
+ * changes than this reaching the process at once, skips versions.
+ */
+const BUFFER_SIZE = 64;
 
 export type StreamDeps = { db: Db; bus: ChangeBus; logger: Logger };
 /** A stream ends when any of these aborts (the client left, the server stops). */

@@ -8,10 +8,9 @@
  */
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { ListRoomsRequest, ListRoomsResponse, Room } from '@livekit/protocol';
+import { ListRoomsRequest, ListRoomsResponse } from '@livekit/protocol';
 import { jwtVerify } from 'jose';
-import type { RoomInstance } from '../../tools/lib/livekit-emulator.js';
-import { DEV_CREDENTIALS, type Credentials } from '../../tools/lib/livekit-emulator.js';
+import { DEV_CREDENTIALS, protoRoom, type Credentials, type RoomInstance } from '../../tools/lib/livekit-emulator.js';
 
 export const LIST_ROOMS_PATH = '/twirp/livekit.RoomService/ListRooms';
 
@@ -65,7 +64,7 @@ export async function startRoomServiceStandIn(opts: { creds?: Credentials; rooms
     try {
       if (standIn.delayMs > 0) await new Promise((r) => setTimeout(r, standIn.delayMs));
       const wanted = request.names.length > 0 ? new Set(request.names) : null;
-      const rooms = standIn.rooms.filter((r) => !wanted || wanted.has(r.name)).map(toProtoRoom);
+      const rooms = standIn.rooms.filter((r) => !wanted || wanted.has(r.name)).map((room) => protoRoom(room, 1));
       calls++;
       res.writeHead(200, { 'Content-Type': 'application/json' });
       res.end(JSON.stringify(new ListRoomsResponse({ rooms }).toJson()));
@@ -99,18 +98,6 @@ export async function startRoomServiceStandIn(opts: { creds?: Credentials; rooms
   await once(server, 'listening');
   standIn.url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   return standIn;
-}
-
-function toProtoRoom(room: RoomInstance): Room {
-  return new Room({
-    sid: room.sid,
-    name: room.name,
-    emptyTimeout: 300,
-    departureTimeout: 20,
-    creationTime: BigInt(Math.floor(room.createdMs / 1000)),
-    creationTimeMs: BigInt(room.createdMs),
-    numParticipants: 1,
-  });
 }
 
 function twirpError(res: ServerResponse, status: number, code: string, msg: string): void {

@@ -62,7 +62,8 @@ export type EventType =
   | 'ingress_started'
   | 'ingress_ended';
 
-function protoRoom(room: RoomInstance, numParticipants = 0): Room {
+/** A room as LiveKit describes it in webhooks and in RoomService answers. */
+export function protoRoom(room: RoomInstance, numParticipants = 0): Room {
   return new Room({
     sid: room.sid,
     name: room.name,
