@@ -60,10 +60,11 @@ export function createGraphQLServer(deps: {
     batching: false,
     maskedErrors: { isDev: !production },
     cors: origins.includes('*') ? { origin: '*' } : origins.length > 0 ? { origin: [...origins], credentials: true } : false,
+    // Served from our own bundle, not a CDN, so it works offline; loaded on first use (it is 9 MB).
+    renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
     graphiql: config.graphql.graphiql
       ? {
           title: 'livekit-session-state',
-          subscriptionsProtocol: 'WS',
           headers: deps.devToken ? JSON.stringify({ Authorization: `Bearer ${deps.devToken}` }) : undefined,
           defaultQuery: DEFAULT_QUERY,
         }
