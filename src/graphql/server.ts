@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { EnvelopArmor } from '@escape.tech/graphql-armor';
 import { GraphQLError, NoSchemaIntrospectionCustomRule, type ExecutionArgs } from 'graphql';
@@ -37,6 +38,8 @@ export function createGraphQLServer(deps: {
 }): GraphQLServer {
   const { config, db, bus, logger, metrics, verifyToken } = deps;
   const shutdown = new AbortController();
+  // Every open subscription listens to it (and lets go when it ends): not the leak Node's warning assumes.
+  setMaxListeners(0, shutdown.signal);
   const production = config.env === 'production';
 
   const armor = new EnvelopArmor({
