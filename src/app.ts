@@ -12,6 +12,7 @@ import { createMetrics } from './metrics.js';
 import { createLocalBus, createRedisBus, type ChangeBus } from './realtime/bus.js';
 import { createChangePublisher } from './realtime/outbox.js';
 import { reconcileSessions } from './sessions/reconcile.js';
+import { pruneOldRecords } from './sessions/retention.js';
 import { createWebhookVerifier } from './webhooks/verify.js';
 
 export type App = {
@@ -89,7 +90,15 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
     return reconciling;
   };
   let reconcileTimer: NodeJS.Timeout | undefined;
+  let pruneTimer: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
+  const prune = () =>
+    pruneOldRecords(db, config.retentionDays).then(
+      ({ events, changes }) => {
+        if (events + changes > 0) logger.info({ events, changes, days: config.retentionDays }, 'retention: deleted old records');
+      },
+      (err: Error) => logger.warn({ err: err.message }, 'retention failed'),
+    );
 
   return {
     config,
@@ -103,6 +112,10 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
         server.listen(config.port, config.host, () => resolve());
       });
       publisher.start();
+      if (config.retentionDays > 0) {
+        pruneTimer = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
+        pruneTimer.unref();
+      }
       if (listRooms && config.reconcileIntervalSeconds > 0) {
         reconcileTimer = setInterval(() => void reconcileNow(), config.reconcileIntervalSeconds * 1000);
         reconcileTimer.unref();
@@ -129,6 +142,7 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
       stopping ??= (async () => {
         logger.info('shutting down');
         clearInterval(reconcileTimer);
+        clearInterval(pruneTimer);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         // End subscriptions so their long-lived responses and sockets let the server close.
@@ -175,6 +189,8 @@ async function connectWithRetry(config: Config, logger: Logger): Promise<Databas
     }
   }
 }
+
+const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

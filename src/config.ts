@@ -54,6 +54,7 @@ const envSchema = z.object({
   REDIS_PREFIX: z.string().default('lkss:'),
 
   RECONCILE_INTERVAL_SECONDS: int(60, 0, 86_400),
+  RETENTION_DAYS: int(30, 0, 3650),
   OUTBOX_INTERVAL_MS: int(1000, 50, 60_000),
   SHUTDOWN_TIMEOUT_SECONDS: int(10, 1, 300),
 
@@ -89,6 +90,8 @@ export type Config = Readonly<{
   >;
   redis: Readonly<{ url: string | undefined; prefix: string }>;
   reconcileIntervalSeconds: number;
+  /** Webhook records and published change history older than this are deleted (0: kept forever). */
+  retentionDays: number;
   outboxIntervalMs: number;
   shutdownTimeoutSeconds: number;
   graphql: Readonly<{
@@ -171,6 +174,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     ),
     redis: Object.freeze({ url: e.REDIS_URL, prefix: e.REDIS_PREFIX }),
     reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
+    retentionDays: e.RETENTION_DAYS,
     outboxIntervalMs: e.OUTBOX_INTERVAL_MS,
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     graphql: Object.freeze({
