@@ -49,7 +49,7 @@ export async function connectDatabase(config: Config['database'], logger: Logger
 }
 
 /** PGlite is a single connection: the dialect serialises queries and transactions on it. */
-export async function wrapPglite(
+async function wrapPglite(
   pglite: import('@electric-sql/pglite').PGlite,
   schema: string,
   description: string,

@@ -16,11 +16,6 @@ export function findByRoomName(db: Queryable, roomName: string, opts: { forUpdat
   return q.executeTakeFirst();
 }
 
-export function findByIds(db: Queryable, ids: readonly string[]): Promise<SessionRow[]> {
-  if (ids.length === 0) return Promise.resolve([]);
-  return db.selectFrom('sessions').selectAll().where('id', 'in', ids).execute();
-}
-
 export async function createSession(db: Queryable, input: { roomName: string; title: string | null }): Promise<SessionRow | undefined> {
   return db
     .insertInto('sessions')
@@ -46,10 +41,6 @@ export function listSessions(db: Queryable, args: ListSessionsArgs): Promise<Ses
   if (args.olderThan != null) q = q.where('seq', '<', args.olderThan);
   if (args.newerThan != null) q = q.where('seq', '>', args.newerThan);
   return q.orderBy('seq', args.oldestFirst ? 'asc' : 'desc').limit(args.limit).execute();
-}
-
-export function listSessionsByStatus(db: Queryable, statuses: SessionStatus[]): Promise<SessionRow[]> {
-  return db.selectFrom('sessions').selectAll().where('status', 'in', statuses).execute();
 }
 
 /**
