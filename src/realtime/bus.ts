@@ -127,10 +127,6 @@ export function createRedisBus(url: string, prefix: string, logger: Logger): Cha
     }
     subscriberWasReady = true;
   });
-  publisher.on('ready', () => {
-    // The outbox drains on reconnect too; treat a publisher recovery as a reason to re-check.
-    if (subscriberWasReady && !closed) for (const listener of reconnectListeners) listener();
-  });
   subscriber.on('message', (channel: string, message: string) => {
     let change: SessionChange;
     try {
