@@ -7,16 +7,16 @@
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
-import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
+import type { Client as SseClient } from 'graphql-sse';
+import type { Client as WsClient } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { buildEvent, encodeEvent, newRoomInstance, postWebhook, sendEvent, signBody, type RoomInstance } from '../tools/lib/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { availableBackends, dropSchema, TEST_REDIS_URL, uniqueName } from './support/backends.js';
 import { adminToken, createSession, mintToken } from './support/graphql.js';
 import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
+import { sseClient, wsClient } from './support/clients.js';
 
 type Result = { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> };
 type Received = { at: number; result: Result };
@@ -29,10 +29,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 // Two processes can only share state through a real Postgres and Redis; on embedded-only machines these parts skip.
 const backends = await availableBackends();
 const realBackends = backends.postgres && backends.redis;
-
-const sseClient = (url: string, bearer: string) => createSseClient({ url: `${url}/graphql`, headers: { Authorization: `Bearer ${bearer}` }, retryAttempts: 0 });
-const wsClient = (url: string, bearer: string) =>
-  createWsClient({ url: `${url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${bearer}` }, retryAttempts: 0 });
 
 /** One subscription through an official client, recording every result with its arrival time. */
 class Watch {

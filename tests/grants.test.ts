@@ -3,16 +3,14 @@
  * access-token grant may read, list, watch and create; how missing, malformed, expired and foreign tokens
  * are refused; and that aliases and fragments cannot reach a session the token may not read.
  */
-import { createClient as createSseClient } from 'graphql-sse';
-import { createClient as createWsClient } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { DEV_CREDENTIALS, newRoomInstance, sendEvent } from '../tools/lib/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { availableBackends, TEST_REDIS_URL } from './support/backends.js';
 import { adminToken, createSession, gql, mintToken } from './support/graphql.js';
+import { sseClient, wsClient } from './support/clients.js';
 
 type Result = { data?: any; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: { code?: string } }> };
 /** What one operation produced: the first result, or (WebSocket) the close code that ended the connection. */
@@ -56,13 +54,8 @@ async function run(transport: Transport, query: string, variables: Record<string
   }
   const client =
     transport === 'SSE'
-      ? createSseClient({ url: `${t.url}/graphql`, headers: token === null ? {} : { Authorization: `Bearer ${token}` }, retryAttempts: 0 })
-      : createWsClient({
-          url: `${t.url.replace(/^http/, 'ws')}/graphql`,
-          webSocketImpl: WebSocket,
-          connectionParams: token === null ? {} : { authorization: `Bearer ${token}` },
-          retryAttempts: 0,
-        });
+      ? sseClient(t.url, token)
+      : wsClient(t.url, token);
   try {
     return await new Promise<Outcome>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${transport}: no result within 10 s`)), 10_000);

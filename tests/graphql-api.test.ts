@@ -3,14 +3,12 @@
  * NOT_FOUND subscriptions through the official SSE and WebSocket clients, and the contract names
  * in the printed schema. Real app, real Postgres and Redis, real HTTP.
  */
-import { createClient as createSseClient } from 'graphql-sse';
-import { createClient as createWsClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import { printedSchema } from '../src/graphql/schema.js';
 import { newRoomInstance, sendEvent } from '../tools/lib/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { adminToken, createSession, errorCodes, gql } from './support/graphql.js';
+import { sseClient, wsClient } from './support/clients.js';
 
 let t: TestApp;
 let token: string;
@@ -265,7 +263,7 @@ type Result = { data?: any; errors?: Array<{ message: string; extensions?: { cod
 
 /** Runs an operation through the official graphql-sse client and collects every result until complete. */
 function viaSse(url: string, query: string, variables: Record<string, unknown>, bearer: string): Promise<Result[]> {
-  const client = createSseClient({ url: `${url}/graphql`, headers: { Authorization: `Bearer ${bearer}` }, retryAttempts: 0 });
+  const client = sseClient(url, bearer);
   const results: Result[] = [];
   return new Promise<Result[]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`SSE: no completion within 10 s; got ${JSON.stringify(results)}`)), 10_000);
@@ -288,12 +286,7 @@ function viaSse(url: string, query: string, variables: Record<string, unknown>, 
 
 /** The same through the official graphql-ws client. */
 function viaWs(url: string, query: string, variables: Record<string, unknown>, bearer: string): Promise<Result[]> {
-  const client = createWsClient({
-    url: `${url.replace(/^http/, 'ws')}/graphql`,
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${bearer}` },
-    retryAttempts: 0,
-  });
+  const client = wsClient(url, bearer);
   const results: Result[] = [];
   return new Promise<Result[]>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`WS: no completion within 10 s; got ${JSON.stringify(results)}`)), 10_000);
@@ -339,8 +332,8 @@ describe('subscriptions to something that does not exist', () => {
       const first = await new Promise<Result>((resolve, reject) => {
         const sse = transport.startsWith('SSE');
         const client = sse
-          ? createSseClient({ url: `${t.url}/graphql`, headers: { Authorization: `Bearer ${token}` }, retryAttempts: 0 })
-          : createWsClient({ url: `${t.url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, retryAttempts: 0 });
+          ? sseClient(t.url, token)
+          : wsClient(t.url, token);
         const timer = setTimeout(() => reject(new Error('no snapshot within 10 s')), 10_000);
         const dispose = client.subscribe(
           { query: SUB, variables: { roomName } },

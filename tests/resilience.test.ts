@@ -4,13 +4,10 @@
  * cuts), over real HTTP with signed webhooks; only LiveKit is stood in for.
  */
 import { performance } from 'node:perf_hooks';
-import { createClient as createSseClient } from 'graphql-sse';
-import { createClient as createWsClient } from 'graphql-ws';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import { RoomServiceClient } from 'livekit-server-sdk';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
 import type { Database } from '../src/db/types.js';
 import { buildEvent, encodeEvent, newRoomInstance, postWebhook, sendEvent, signBody, type RoomInstance } from '../tools/lib/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
@@ -20,6 +17,7 @@ import { startRoomServiceStandIn } from './support/livekit-room-service.js';
 import { startPrivateRedis } from './support/private-redis.js';
 import { startServiceProcess } from './support/service-process.js';
 import { startTcpProxy } from './support/tcp-proxy.js';
+import { sseClient, wsClient } from './support/clients.js';
 
 const backends = await availableBackends();
 const realBackends = backends.postgres && backends.redis;
@@ -29,7 +27,7 @@ type Seen = { status: string; version: number; eventType: string };
 
 /** One SSE subscription (graphql-sse, distinct connections mode, no retries: an abrupt end is an error). */
 function watchOverSse(url: string, token: string, sessionId: string) {
-  const client = createSseClient({ url: `${url}/graphql`, headers: { Authorization: `Bearer ${token}` }, retryAttempts: 0 });
+  const client = sseClient(url, token);
   const state = { events: [] as Seen[], completed: false, error: undefined as unknown };
   const dispose = client.subscribe<{ sessionStatusChanged: Seen }>(
     { query: WATCH, variables: { id: sessionId } },
@@ -138,12 +136,7 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
     const service = await startServiceProcess({ schema, prefix: `${schema}:`, env: { REDIS_URL: redis.url, LOG_LEVEL: 'warn' } });
     const db = openSchema(schema);
     const token = await adminToken();
-    const ws = createWsClient({
-      url: service.url.replace(/^http/, 'ws') + '/graphql',
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${token}` },
-      retryAttempts: 0,
-    });
+    const ws = wsClient(service.url, token);
     const disposers: Array<() => void> = [];
     try {
       const rooms = Array.from({ length: 100 }, (_, i) => newRoomInstance(roomName(`r${i}`)));
@@ -500,13 +493,7 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
     const session = await createSession(t.url, roomName('bye'), token);
     const sse = watchOverSse(t.url, token, session.id);
     let wsClose: number | undefined;
-    const ws = createWsClient({
-      url: t.url.replace(/^http/, 'ws') + '/graphql',
-      webSocketImpl: WebSocket,
-      connectionParams: { authorization: `Bearer ${token}` },
-      retryAttempts: 0,
-      on: { closed: (e) => (wsClose = (e as { code: number }).code) },
-    });
+    const ws = wsClient(t.url, token, { on: { closed: (e) => (wsClose = (e as { code: number }).code) } });
     const wsEvents: Seen[] = [];
     ws.subscribe<{ sessionStatusChanged: Seen }>({ query: WATCH, variables: { id: session.id } }, { next: (r) => void wsEvents.push(r.data!.sessionStatusChanged), error: () => {}, complete: () => {} });
     try {
