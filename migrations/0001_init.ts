@@ -8,10 +8,20 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('seq', 'integer', (c) => c.notNull().unique().generatedAlwaysAsIdentity())
     .addColumn('room_name', 'text', (c) => c.notNull().unique())
     .addColumn('title', 'text')
-    .addColumn('status', 'text', (c) => c.notNull().defaultTo('READY').check(sql`status in ('READY', 'LIVE', 'STOPPED')`))
+    .addColumn('status', 'text', (c) =>
+      c
+        .notNull()
+        .defaultTo('READY')
+        .check(sql`status in ('READY', 'LIVE', 'STOPPED')`),
+    )
     .addColumn('room_sid', 'text')
     .addColumn('room_created_ms', 'double precision')
-    .addColumn('version', 'integer', (c) => c.notNull().defaultTo(1).check(sql`version >= 1`))
+    .addColumn('version', 'integer', (c) =>
+      c
+        .notNull()
+        .defaultTo(1)
+        .check(sql`version >= 1`),
+    )
     .addColumn('started_at', 'timestamptz')
     .addColumn('stopped_at', 'timestamptz')
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))

@@ -134,7 +134,8 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
         },
         `listening on ${url} (webhook ${url}/api/v1/webhooks/livekit, GraphQL ${url}/graphql)`,
       );
-      if (config.graphql.authMode === 'off') logger.warn('AUTH_MODE=off: every GraphQL client can read, watch and create every session. Local experiments only.');
+      if (config.graphql.authMode === 'off')
+        logger.warn('AUTH_MODE=off: every GraphQL client can read, watch and create every session. Local experiments only.');
       if (devToken) logger.info({ adminToken: undefined }, `development admin token (12h; also preset in GraphiQL): ${devToken}`);
       return url;
     },

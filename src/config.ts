@@ -19,12 +19,23 @@ const flag = (fallback: boolean) =>
     .transform((v) => (v === undefined ? fallback : ['true', '1', 'yes', 'on'].includes(v)));
 
 const int = (fallback: number, min: number, max: number) =>
-  z.coerce.number().int().min(min).max(max).optional().transform((v) => v ?? fallback);
+  z.coerce
+    .number()
+    .int()
+    .min(min)
+    .max(max)
+    .optional()
+    .transform((v) => v ?? fallback);
 
 const list = z
   .string()
   .optional()
-  .transform((v) => (v ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+  .transform((v) =>
+    (v ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
 
 const optionalString = z
   .string()
@@ -46,7 +57,10 @@ const envSchema = z.object({
   SESSION_AUTO_CREATE: flag(false),
 
   DATABASE_URL: optionalString,
-  DATABASE_SCHEMA: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lowercase SQL identifier').default('public'),
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lowercase SQL identifier')
+    .default('public'),
   DATABASE_POOL_MAX: int(10, 1, 200),
   PGLITE_DATA_DIR: z.string().min(1).default('.data/pglite'),
 
@@ -84,10 +98,7 @@ export type Config = Readonly<{
     maxBodyBytes: number;
   }>;
   sessionAutoCreate: boolean;
-  database: Readonly<
-    | { kind: 'postgres'; url: string; schema: string; poolMax: number }
-    | { kind: 'pglite'; dataDir: string; schema: string }
-  >;
+  database: Readonly<{ kind: 'postgres'; url: string; schema: string; poolMax: number } | { kind: 'pglite'; dataDir: string; schema: string }>;
   redis: Readonly<{ url: string | undefined; prefix: string }>;
   reconcileIntervalSeconds: number;
   /** Webhook records and published change history older than this are deleted (0: kept forever). */

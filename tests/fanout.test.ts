@@ -22,7 +22,8 @@ type Result = { data?: any; errors?: Array<{ message: string; extensions?: { cod
 type Received = { at: number; result: Result };
 type AnyClient = SseClient | WsClient;
 
-const SUB = 'subscription($id: ID, $roomName: String) { sessionStatusChanged(id: $id, roomName: $roomName) { session { id roomName } status previousStatus version eventType } }';
+const SUB =
+  'subscription($id: ID, $roomName: String) { sessionStatusChanged(id: $id, roomName: $roomName) { session { id roomName } status previousStatus version eventType } }';
 const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 10)}`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -189,7 +190,10 @@ describe.skipIf(!realBackends)('two service processes sharing Postgres and Redis
       expect(res.status).toBe(200);
       expect(res.json.results).toMatchObject({ action: 'status_updated', event_type: type });
       await Promise.all([viaSse.waitFor(step, 5_000), viaWs.waitFor(step, 5_000)]);
-      for (const [name, w] of [['sse@B', viaSse], ['ws@A', viaWs]] as const) {
+      for (const [name, w] of [
+        ['sse@B', viaSse],
+        ['ws@A', viaWs],
+      ] as const) {
         const got = w.received[step - 1]!;
         expect(w.changes()[step - 1]).toEqual({ room: roomName, ...expected });
         latencies[`${name} ${type}`] = { fromSend: +(got.at - sent).toFixed(1), fromResponse: +(got.at - answered).toFixed(1) };
@@ -207,7 +211,12 @@ describe.skipIf(!realBackends)('two service processes sharing Postgres and Redis
 
     viaSse.dispose();
     viaWs.dispose();
-    const left = await poll(() => numsub(channel), (n) => n === 0, 5_000, 'NUMSUB 0');
+    const left = await poll(
+      () => numsub(channel),
+      (n) => n === 0,
+      5_000,
+      'NUMSUB 0',
+    );
     expect(left).toBe(0);
     console.info(`after disconnect: PUBSUB NUMSUB ${channel} = ${left}`);
   });
@@ -223,7 +232,12 @@ describe.skipIf(!realBackends)('two service processes sharing Postgres and Redis
     const everythingWs = new Watch(track(wsClient(a!.url, listToken)), {});
     await Promise.all([watchS2.waitFor(1), watchS2b.waitFor(1)]);
     // The all-sessions stream has no snapshot: wait until both replicas hold the shared channel.
-    await poll(() => numsub(`${prefix}sessions`), (n) => n === 2, 5_000, 'all-sessions channel on both replicas');
+    await poll(
+      () => numsub(`${prefix}sessions`),
+      (n) => n === 2,
+      5_000,
+      'all-sessions channel on both replicas',
+    );
 
     const r1 = newRoomInstance(s1);
     expect((await sendEvent(a!.url, 'room_started', r1)).status).toBe(200);
@@ -256,7 +270,14 @@ describe.skipIf(!realBackends)('two service processes sharing Postgres and Redis
     }
 
     for (const w of [watchS2, watchS2b, everything, everythingWs]) w.dispose();
-    expect(await poll(() => channelList(prefix), (list) => list.length === 0, 5_000, 'no channels left')).toEqual([]);
+    expect(
+      await poll(
+        () => channelList(prefix),
+        (list) => list.length === 0,
+        5_000,
+        'no channels left',
+      ),
+    ).toEqual([]);
   });
 });
 
@@ -320,7 +341,13 @@ describe.skipIf(!backends.redis)('subscribe/unsubscribe cycles (in-process app, 
       w.dispose();
       if (overSse) await client.dispose();
     };
-    const settle = () => poll(async () => [await activeSubscriptions(), await numsub(channel)] as const, ([subs, n]) => subs === 0 && n === 0, 10_000, 'subscriptions released');
+    const settle = () =>
+      poll(
+        async () => [await activeSubscriptions(), await numsub(channel)] as const,
+        ([subs, n]) => subs === 0 && n === 0,
+        10_000,
+        'subscriptions released',
+      );
 
     try {
       // The channel name is right: one live subscription holds it.
@@ -328,7 +355,12 @@ describe.skipIf(!backends.redis)('subscribe/unsubscribe cycles (in-process app, 
       await probe.waitFor(1);
       expect(await numsub(channel)).toBe(1);
       probe.dispose();
-      await poll(() => numsub(channel), (n) => n === 0, 5_000, 'probe released');
+      await poll(
+        () => numsub(channel),
+        (n) => n === 0,
+        5_000,
+        'probe released',
+      );
 
       // Four cycles at a time (two per transport, two per topic form): the channel is shared and ref-counted.
       const cycles = async (from: number, count: number) => {
@@ -375,7 +407,12 @@ describe.skipIf(!backends.redis)('stopping a replica with subscribers attached',
       const watches = [new Watch(sse, { roomName }), new Watch(ws, { id: session.id })];
       const everything = new Watch(sseClient(t.url, listToken), {});
       await Promise.all(watches.map((w) => w.waitFor(1)));
-      await poll(async () => [await numsub(channel), await numsub(`${t.prefix}sessions`)], ([a, b]) => a === 1 && b === 1, 5_000, 'channels held');
+      await poll(
+        async () => [await numsub(channel), await numsub(`${t.prefix}sessions`)],
+        ([a, b]) => a === 1 && b === 1,
+        5_000,
+        'channels held',
+      );
 
       const started = performance.now();
       await t.stop();
@@ -384,7 +421,12 @@ describe.skipIf(!backends.redis)('stopping a replica with subscribers attached',
       // Well under SHUTDOWN_TIMEOUT_SECONDS (10 s): the subscriptions were ended, not waited out.
       expect(stopMs).toBeLessThan(3_000);
       for (const w of [...watches, everything]) {
-        await poll(async () => w.completed || w.errors.length > 0, (v) => v, 5_000, 'subscription ended');
+        await poll(
+          async () => w.completed || w.errors.length > 0,
+          (v) => v,
+          5_000,
+          'subscription ended',
+        );
       }
       expect(await numsub(channel)).toBe(0);
       expect(await numsub(`${t.prefix}sessions`)).toBe(0);

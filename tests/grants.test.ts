@@ -52,10 +52,7 @@ async function run(transport: Transport, query: string, variables: Record<string
     expect(res.status).toBe(200);
     return { result: res.body as Result };
   }
-  const client =
-    transport === 'SSE'
-      ? sseClient(t.url, token)
-      : wsClient(t.url, token);
+  const client = transport === 'SSE' ? sseClient(t.url, token) : wsClient(t.url, token);
   try {
     return await new Promise<Outcome>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${transport}: no result within 10 s`)), 10_000);
@@ -159,12 +156,14 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     });
 
     it("reads R's session by id, by room and as a node", async () => {
-      expect((await run(transport, Q.session, { id: own.id }, join)).result).toEqual({ data: { session: { id: own.id, roomName: own.roomName, status: 'READY' } } });
+      expect((await run(transport, Q.session, { id: own.id }, join)).result).toEqual({
+        data: { session: { id: own.id, roomName: own.roomName, status: 'READY' } },
+      });
       expect((await run(transport, Q.sessionByRoom, { r: own.roomName }, join)).result?.data.sessionByRoom).toMatchObject({ id: own.id });
       expect((await run(transport, Q.node, { id: own.id }, join)).result).toEqual({ data: { node: { id: own.id, roomName: own.roomName, status: 'READY' } } });
     });
 
-    it("subscribes to R by room name and by id", async () => {
+    it('subscribes to R by room name and by id', async () => {
       expect((await run(transport, Q.subRoom, { r: own.roomName }, join)).result).toEqual(snapshotOf(own.roomName));
       expect((await run(transport, Q.subId, { id: own.id }, join)).result).toEqual(snapshotOf(own.roomName));
     });
@@ -238,7 +237,9 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       // No snapshot for the all-sessions stream: send the change once the stream is listening.
       await waitUntil((n) => n === 1, 'subscribed');
       expect((await sendEvent(t.url, 'room_started', newRoomInstance(roomName))).status).toBe(200);
-      expect((await outcome).result).toEqual({ data: { sessionStatusChanged: { session: { roomName }, status: 'LIVE', version: 2, eventType: 'room_started' } } });
+      expect((await outcome).result).toEqual({
+        data: { sessionStatusChanged: { session: { roomName }, status: 'LIVE', version: 2, eventType: 'room_started' } },
+      });
     });
 
     it('createSession → FORBIDDEN', async () => {
@@ -319,7 +320,12 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     });
 
     it('a: session(own) b: session(other) → data for a, FORBIDDEN for b', async () => {
-      const o = await run(transport, 'query($own: ID!, $other: ID!) { a: session(id: $own) { id roomName } b: session(id: $other) { id roomName } }', { own: own.id, other: other.id }, join);
+      const o = await run(
+        transport,
+        'query($own: ID!, $other: ID!) { a: session(id: $own) { id roomName } b: session(id: $other) { id roomName } }',
+        { own: own.id, other: other.id },
+        join,
+      );
       expect(o.result?.data).toEqual({ a: { id: own.id, roomName: own.roomName }, b: null });
       expect(o.result?.errors?.map((e) => [e.extensions?.code, e.path])).toEqual([['FORBIDDEN', ['b']]]);
     });
@@ -358,7 +364,12 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     });
 
     it('a list behind an alias is still FORBIDDEN', async () => {
-      const o = await run(transport, 'query { mine: sessionByRoom(roomName: "' + own.roomName + '") { id } all: sessions(first: 5) { edges { node { roomName } } } }', {}, join);
+      const o = await run(
+        transport,
+        'query { mine: sessionByRoom(roomName: "' + own.roomName + '") { id } all: sessions(first: 5) { edges { node { roomName } } } }',
+        {},
+        join,
+      );
       // `sessions` is non-null (SessionConnection!), so its error nulls the whole data.
       expect(o.result?.data ?? null).toBeNull();
       expect(o.result?.errors?.map((e) => [e.extensions?.code, e.path])).toEqual([['FORBIDDEN', ['all']]]);

@@ -20,7 +20,15 @@ beforeAll(async () => {
 afterAll(() => t?.stop());
 
 const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 10)}`;
-const sessionCount = async () => Number((await t.app.database.db.selectFrom('sessions').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n);
+const sessionCount = async () =>
+  Number(
+    (
+      await t.app.database.db
+        .selectFrom('sessions')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow()
+    ).n,
+  );
 
 const SESSION_FIELDS = 'id roomName title status version roomSid startedAt stoppedAt createdAt updatedAt';
 const CREATE = `mutation($input: CreateSessionInput!) { createSession(input: $input) { session { ${SESSION_FIELDS} } } }`;
@@ -73,7 +81,12 @@ describe('createSession and reads', () => {
 
   it('answers null for a well-formed id or room name that has no session', async () => {
     const missingUuid = '00000000-0000-4000-8000-000000000000';
-    const res = await gql(t.url, 'query($id: ID!, $r: String!) { session(id: $id) { id } sessionByRoom(roomName: $r) { id } }', { id: missingUuid, r: unique('none') }, token);
+    const res = await gql(
+      t.url,
+      'query($id: ID!, $r: String!) { session(id: $id) { id } sessionByRoom(roomName: $r) { id } }',
+      { id: missingUuid, r: unique('none') },
+      token,
+    );
     expect(res.body.errors).toBeUndefined();
     expect(res.body.data).toEqual({ session: null, sessionByRoom: null });
   });
@@ -174,7 +187,11 @@ describe('sessions connection', () => {
     expect(live.map((n) => n.id)).not.toContain(created[5]!.id);
     expect(stopped.map((n) => n.id)).toContain(created[5]!.id);
     expect(ready.map((n) => n.id)).toEqual(expect.arrayContaining([0, 1, 3, 4, 6, 7].map((i) => created[i]!.id)));
-    for (const [list, status] of [[live, 'LIVE'], [stopped, 'STOPPED'], [ready, 'READY']] as const) {
+    for (const [list, status] of [
+      [live, 'LIVE'],
+      [stopped, 'STOPPED'],
+      [ready, 'READY'],
+    ] as const) {
       expect(list.every((n) => n.status === status)).toBe(true);
     }
     expect(live.length + stopped.length + ready.length).toBe(all.length);
@@ -229,7 +246,13 @@ describe('input errors write nothing and carry codes', () => {
     expect(errorCodes(res)).toEqual(['BAD_USER_INPUT']);
   });
 
-  for (const id of ['not-an-id', '', '12345', Buffer.from('Other:00000000-0000-4000-8000-000000000000').toString('base64'), Buffer.from('Session:nope').toString('base64')]) {
+  for (const id of [
+    'not-an-id',
+    '',
+    '12345',
+    Buffer.from('Other:00000000-0000-4000-8000-000000000000').toString('base64'),
+    Buffer.from('Session:nope').toString('base64'),
+  ]) {
     it(`session(id: ${JSON.stringify(id)}) → BAD_USER_INPUT`, async () => {
       const res = await gql(t.url, 'query($id: ID!) { session(id: $id) { id } }', { id }, token);
       expect(errorCodes(res)).toEqual(['BAD_USER_INPUT']);
@@ -313,7 +336,10 @@ describe('subscriptions to something that does not exist', () => {
     ['a room with no session', () => ({ roomName: unique('ghost') })],
     ['an id with no session', () => ({ id: '00000000-0000-4000-8000-000000000000' })],
   ];
-  for (const [transport, run] of [['SSE (graphql-sse)', viaSse], ['WebSocket (graphql-ws)', viaWs]] as const) {
+  for (const [transport, run] of [
+    ['SSE (graphql-sse)', viaSse],
+    ['WebSocket (graphql-ws)', viaWs],
+  ] as const) {
     for (const [label, vars] of variants) {
       it(`${transport}: ${label} → one NOT_FOUND result, then complete`, async () => {
         const results = await run(t.url, SUB, vars(), token);
@@ -331,9 +357,7 @@ describe('subscriptions to something that does not exist', () => {
       await createSession(t.url, roomName, token);
       const first = await new Promise<Result>((resolve, reject) => {
         const sse = transport.startsWith('SSE');
-        const client = sse
-          ? sseClient(t.url, token)
-          : wsClient(t.url, token);
+        const client = sse ? sseClient(t.url, token) : wsClient(t.url, token);
         const timer = setTimeout(() => reject(new Error('no snapshot within 10 s')), 10_000);
         const dispose = client.subscribe(
           { query: SUB, variables: { roomName } },
@@ -365,7 +389,9 @@ describe('printed schema (schema:check)', () => {
 
   it('has Session implementing Node with the contract fields', () => {
     const block = typeBlock('type Session implements Node {');
-    expect(fieldNames(block)).toEqual(expect.arrayContaining(['id', 'roomName', 'title', 'status', 'version', 'roomSid', 'startedAt', 'stoppedAt', 'createdAt', 'updatedAt']));
+    expect(fieldNames(block)).toEqual(
+      expect.arrayContaining(['id', 'roomName', 'title', 'status', 'version', 'roomSid', 'startedAt', 'stoppedAt', 'createdAt', 'updatedAt']),
+    );
     expect(block).toMatch(/^ {2}id: ID!$/m);
     expect(block).toMatch(/^ {2}status: SessionStatus!$/m);
     expect(block).toMatch(/^ {2}version: Int!$/m);

@@ -91,7 +91,9 @@ const b64 = (value: unknown) => Buffer.from(typeof value === 'string' ? value : 
 function handJwt(header: Record<string, unknown>, claims: Record<string, unknown>, opts: { secret?: string; hash?: 'sha256' | 'sha512' | null } = {}): string {
   const input = `${b64(header)}.${b64(claims)}`;
   if (opts.hash === null) return `${input}.`;
-  return `${input}.${createHmac(opts.hash ?? 'sha256', opts.secret ?? 'secret').update(input).digest('base64url')}`;
+  return `${input}.${createHmac(opts.hash ?? 'sha256', opts.secret ?? 'secret')
+    .update(input)
+    .digest('base64url')}`;
 }
 
 /** Webhook claims as LiveKit sets them (iss, nbf, exp = +5 min, sha256), with overrides; undefined removes a claim. */
@@ -124,7 +126,10 @@ async function webhook(body: string | Buffer, auth: string | undefined, opts: { 
   return toAnswer(await fetch(`${svc.url}${WEBHOOK}`, { method, headers, body: method === 'GET' ? undefined : payload }));
 }
 
-async function graphql(body: string | Buffer, opts: { token?: string | null; auth?: string; contentType?: string; method?: string; path?: string; accept?: string } = {}): Promise<Answer> {
+async function graphql(
+  body: string | Buffer,
+  opts: { token?: string | null; auth?: string; contentType?: string; method?: string; path?: string; accept?: string } = {},
+): Promise<Answer> {
   const headers: Record<string, string> = {
     'Content-Type': opts.contentType ?? 'application/json',
     Accept: opts.accept ?? 'application/graphql-response+json, application/json',
@@ -133,7 +138,9 @@ async function graphql(body: string | Buffer, opts: { token?: string | null; aut
   else if (opts.token !== null) headers.Authorization = `Bearer ${opts.token ?? admin}`;
   const method = opts.method ?? 'POST';
   const payload = typeof body === 'string' ? body : new Uint8Array(body);
-  return toAnswer(await fetch(`${svc.url}${opts.path ?? '/graphql'}`, { method, headers, body: method === 'GET' || method === 'DELETE' ? undefined : payload }));
+  return toAnswer(
+    await fetch(`${svc.url}${opts.path ?? '/graphql'}`, { method, headers, body: method === 'GET' || method === 'DELETE' ? undefined : payload }),
+  );
 }
 const q = (query: string, variables: Record<string, unknown> = {}) => JSON.stringify({ query, variables });
 
@@ -143,7 +150,11 @@ const q = (query: string, variables: Record<string, unknown> = {}) => JSON.strin
  * backpressure and writing stops once the server has answered; the answer is complete once its
  * Content-Length bytes arrived (or the server closed).
  */
-function rawHttp(head: string | Buffer, body: { bytes: number; chunk?: number; chunked?: boolean } | Buffer | null = null, timeoutMs = 20_000): Promise<Answer> {
+function rawHttp(
+  head: string | Buffer,
+  body: { bytes: number; chunk?: number; chunked?: boolean } | Buffer | null = null,
+  timeoutMs = 20_000,
+): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const socket = connect(svc.port, '127.0.0.1');
     const received: Buffer[] = [];
@@ -174,7 +185,12 @@ function rawHttp(head: string | Buffer, body: { bytes: number; chunk?: number; c
       clearTimeout(timer);
       socket.destroy();
       if (answer) resolve(answer);
-      else reject(new Error(`no complete HTTP answer (socket error: ${socketError ?? 'none'}); got ${JSON.stringify(Buffer.concat(received).toString('latin1').slice(0, 200))}`));
+      else
+        reject(
+          new Error(
+            `no complete HTTP answer (socket error: ${socketError ?? 'none'}); got ${JSON.stringify(Buffer.concat(received).toString('latin1').slice(0, 200))}`,
+          ),
+        );
     };
     const timer = setTimeout(() => finish(), timeoutMs);
     socket.on('data', (d: Buffer) => {
@@ -288,7 +304,8 @@ type Want = {
 };
 type Case = { name: string; send: () => Promise<Answer>; want: Want };
 
-const tokenFor = (claims: Record<string, unknown>, opts?: Parameters<typeof handJwt>[2], header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' }) => handJwt(header, claims, opts);
+const tokenFor = (claims: Record<string, unknown>, opts?: Parameters<typeof handJwt>[2], header: Record<string, unknown> = { alg: 'HS256', typ: 'JWT' }) =>
+  handJwt(header, claims, opts);
 const signedBy = (body: string | Buffer, overrides: Record<string, unknown> = {}, opts?: Parameters<typeof handJwt>[2], header?: Record<string, unknown>) =>
   tokenFor(webhookClaims(body, overrides), opts, header);
 
@@ -315,9 +332,21 @@ const CASES: Case[] = [
   // ---- webhook: tokens (every body below is a real room_started for READY "beta") ----
   { name: 'webhook: no Authorization', send: withAuth(() => undefined), want: { status: 401, errcode: 'E_WEBHOOK_MISSING_AUTH' } },
   { name: 'webhook: blank Authorization', send: withAuth(() => '   '), want: { status: 401, errcode: 'E_WEBHOOK_MISSING_AUTH' } },
-  { name: 'webhook: garbage Authorization', send: withAuth(() => 'garbage'), want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /malformed token$/ } },
-  { name: 'webhook: "Bearer " with an empty token', send: withAuth(() => 'Bearer '), want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /malformed token$/ } },
-  { name: 'webhook: two dots (three empty parts)', send: withAuth(() => '..'), want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /malformed token$/ } },
+  {
+    name: 'webhook: garbage Authorization',
+    send: withAuth(() => 'garbage'),
+    want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /malformed token$/ },
+  },
+  {
+    name: 'webhook: "Bearer " with an empty token',
+    send: withAuth(() => 'Bearer '),
+    want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /malformed token$/ },
+  },
+  {
+    name: 'webhook: two dots (three empty parts)',
+    send: withAuth(() => '..'),
+    want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /malformed token$/ },
+  },
   {
     name: 'webhook: alg none, empty signature',
     send: withAuth((body) => signedBy(body, {}, { hash: null }, { alg: 'none', typ: 'JWT' })),
@@ -338,7 +367,11 @@ const CASES: Case[] = [
     send: withAuth((body) => signedBy(body, {}, { hash: 'sha512' })),
     want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /bad signature$/ },
   },
-  { name: 'webhook: token without exp', send: withAuth((body) => signedBy(body, { exp: undefined })), want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /token has no expiry$/ } },
+  {
+    name: 'webhook: token without exp',
+    send: withAuth((body) => signedBy(body, { exp: undefined })),
+    want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /token has no expiry$/ },
+  },
   {
     name: 'webhook: nbf 5 min in the future (tolerance 60 s)',
     send: withAuth((body) => signedBy(body, { nbf: now() + 300, exp: now() + 600 })),
@@ -374,7 +407,11 @@ const CASES: Case[] = [
     send: withAuth((body) => signBody(body, { apiKey: 'mallory', apiSecret: 'secret' })),
     want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /unknown API key$/ },
   },
-  { name: 'webhook: no iss', send: withAuth((body) => signedBy(body, { iss: undefined })), want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /unknown API key$/ } },
+  {
+    name: 'webhook: no iss',
+    send: withAuth((body) => signedBy(body, { iss: undefined })),
+    want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE', errmesg: /unknown API key$/ },
+  },
   {
     name: 'webhook: valid token without sha256',
     send: withAuth((body) => signedBy(body, { sha256: undefined })),
@@ -395,7 +432,9 @@ const CASES: Case[] = [
     send: () => {
       const body = betaStarted();
       const head = Buffer.concat([
-        Buffer.from(`POST ${WEBHOOK} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/webhook+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nAuthorization: `),
+        Buffer.from(
+          `POST ${WEBHOOK} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/webhook+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nAuthorization: `,
+        ),
         Buffer.from([0xff, 0xfe, 0xc3, 0x28, 0x80]),
         Buffer.from('\r\n\r\n'),
       ]);
@@ -421,8 +460,16 @@ const CASES: Case[] = [
     send: () => webhook('', 'garbage'),
     want: { status: 401, errcode: 'E_WEBHOOK_INVALID_SIGNATURE' },
   },
-  { name: 'webhook: JSON array, signed', send: () => signedWebhook('[]'), want: { status: 400, errcode: 'E_WEBHOOK_INVALID_JSON', errmesg: /not a JSON object$/ } },
-  { name: 'webhook: JSON null, signed', send: () => signedWebhook('null'), want: { status: 400, errcode: 'E_WEBHOOK_INVALID_JSON', errmesg: /not a JSON object$/ } },
+  {
+    name: 'webhook: JSON array, signed',
+    send: () => signedWebhook('[]'),
+    want: { status: 400, errcode: 'E_WEBHOOK_INVALID_JSON', errmesg: /not a JSON object$/ },
+  },
+  {
+    name: 'webhook: JSON null, signed',
+    send: () => signedWebhook('null'),
+    want: { status: 400, errcode: 'E_WEBHOOK_INVALID_JSON', errmesg: /not a JSON object$/ },
+  },
   {
     name: 'webhook: nested 100,000 deep inside room, signed',
     send: () => signedWebhook(`{"event":"room_started","id":"EV_deep","room":{"name":"beta","sid":${DEEP_ARRAY(100_000)}}}`),
@@ -464,30 +511,70 @@ const CASES: Case[] = [
   },
 
   // ---- webhook: HTTP ----
-  { name: 'webhook: Content-Type text/plain', send: async () => webhook(betaStarted(), 'x', { contentType: 'text/plain' }), want: { status: 415, errcode: 'E_UNSUPPORTED_MEDIA_TYPE' } },
-  { name: 'webhook: no Content-Type', send: async () => webhook(Buffer.from(betaStarted()), 'x', { contentType: null }), want: { status: 415, errcode: 'E_UNSUPPORTED_MEDIA_TYPE' } },
+  {
+    name: 'webhook: Content-Type text/plain',
+    send: async () => webhook(betaStarted(), 'x', { contentType: 'text/plain' }),
+    want: { status: 415, errcode: 'E_UNSUPPORTED_MEDIA_TYPE' },
+  },
+  {
+    name: 'webhook: no Content-Type',
+    send: async () => webhook(Buffer.from(betaStarted()), 'x', { contentType: null }),
+    want: { status: 415, errcode: 'E_UNSUPPORTED_MEDIA_TYPE' },
+  },
   {
     name: 'webhook: multipart/form-data',
     send: async () => webhook(betaStarted(), 'x', { contentType: 'multipart/form-data; boundary=x' }),
     want: { status: 415, errcode: 'E_UNSUPPORTED_MEDIA_TYPE' },
   },
   { name: 'webhook: GET', send: () => webhook('', 'x', { method: 'GET' }), want: { status: 405, errcode: 'E_METHOD_NOT_ALLOWED', header: ['allow', 'POST'] } },
-  { name: 'webhook: PUT', send: async () => webhook(betaStarted(), 'x', { method: 'PUT' }), want: { status: 405, errcode: 'E_METHOD_NOT_ALLOWED', header: ['allow', 'POST'] } },
-  { name: 'webhook: DELETE', send: async () => webhook('', 'x', { method: 'DELETE' }), want: { status: 405, errcode: 'E_METHOD_NOT_ALLOWED', header: ['allow', 'POST'] } },
+  {
+    name: 'webhook: PUT',
+    send: async () => webhook(betaStarted(), 'x', { method: 'PUT' }),
+    want: { status: 405, errcode: 'E_METHOD_NOT_ALLOWED', header: ['allow', 'POST'] },
+  },
+  {
+    name: 'webhook: DELETE',
+    send: async () => webhook('', 'x', { method: 'DELETE' }),
+    want: { status: 405, errcode: 'E_METHOD_NOT_ALLOWED', header: ['allow', 'POST'] },
+  },
   {
     name: 'webhook: 32 KB header (raw)',
-    send: () => rawHttp(requestHead('POST', WEBHOOK, { 'Content-Type': 'application/webhook+json', 'X-Pad': 'p'.repeat(32 * 1024), 'Content-Length': 2 }), Buffer.from('{}')),
+    send: () =>
+      rawHttp(
+        requestHead('POST', WEBHOOK, { 'Content-Type': 'application/webhook+json', 'X-Pad': 'p'.repeat(32 * 1024), 'Content-Length': 2 }),
+        Buffer.from('{}'),
+      ),
     want: { status: 431 },
   },
-  { name: 'http: header value with a control character (raw)', send: () => rawHttp(requestHead('GET', '/healthz', { 'X-Evil': 'a\u0001b' })), want: { status: 400 } },
+  {
+    name: 'http: header value with a control character (raw)',
+    send: () => rawHttp(requestHead('GET', '/healthz', { 'X-Evil': 'a\u0001b' })),
+    want: { status: 400 },
+  },
   { name: 'http: garbage request line (raw)', send: () => rawHttp('HELLO THERE\r\n\r\n'), want: { status: 400 } },
-  { name: 'http: unknown route (path traversal-looking)', send: () => graphql('{}', { path: '/api/v1/webhooks/livekit/../../admin' }), want: { status: 404, errcode: 'E_NOT_FOUND' } },
-  { name: 'http: webhook path with a trailing slash', send: async () => toAnswer(await fetch(`${svc.url}${WEBHOOK}/`, { method: 'POST' })), want: { status: 404, errcode: 'E_NOT_FOUND' } },
+  {
+    name: 'http: unknown route (path traversal-looking)',
+    send: () => graphql('{}', { path: '/api/v1/webhooks/livekit/../../admin' }),
+    want: { status: 404, errcode: 'E_NOT_FOUND' },
+  },
+  {
+    name: 'http: webhook path with a trailing slash',
+    send: async () => toAnswer(await fetch(`${svc.url}${WEBHOOK}/`, { method: 'POST' })),
+    want: { status: 404, errcode: 'E_NOT_FOUND' },
+  },
 
   // ---- GraphQL: authentication ----
   { name: 'graphql: no Authorization', send: () => graphql(q(SESSIONS_QUERY), { token: null }), want: { status: 200, codes: ['UNAUTHENTICATED'], data: null } },
-  { name: 'graphql: garbage Authorization', send: () => graphql(q(SESSIONS_QUERY), { auth: 'garbage' }), want: { status: 200, codes: ['UNAUTHENTICATED'], message: /malformed token$/ } },
-  { name: 'graphql: "Bearer " with an empty token', send: () => graphql(q(SESSIONS_QUERY), { auth: 'Bearer ' }), want: { status: 200, codes: ['UNAUTHENTICATED'], message: /malformed token$/ } },
+  {
+    name: 'graphql: garbage Authorization',
+    send: () => graphql(q(SESSIONS_QUERY), { auth: 'garbage' }),
+    want: { status: 200, codes: ['UNAUTHENTICATED'], message: /malformed token$/ },
+  },
+  {
+    name: 'graphql: "Bearer " with an empty token',
+    send: () => graphql(q(SESSIONS_QUERY), { auth: 'Bearer ' }),
+    want: { status: 200, codes: ['UNAUTHENTICATED'], message: /malformed token$/ },
+  },
   {
     name: 'graphql: forged token (another secret)',
     send: () => graphql(q(SESSIONS_QUERY), { token: tokenFor(graphqlClaims(), { secret: 'not-the-secret' }) }),
@@ -515,7 +602,11 @@ const CASES: Case[] = [
   },
 
   // ---- GraphQL: authorization (a token for room "beta" only) ----
-  { name: 'graphql: list every session with a room token', send: () => graphql(q(SESSIONS_QUERY), { token: betaJoin }), want: { status: 200, codes: ['FORBIDDEN'] } },
+  {
+    name: 'graphql: list every session with a room token',
+    send: () => graphql(q(SESSIONS_QUERY), { token: betaJoin }),
+    want: { status: 200, codes: ['FORBIDDEN'] },
+  },
   {
     name: "graphql: node(id:) of another room's session",
     send: () => graphql(q('query($id: ID!) { node(id: $id) { id ... on Session { status } } }', { id: alpha.id }), { token: betaJoin }),
@@ -597,7 +688,11 @@ const CASES: Case[] = [
     want: { status: 101, codes: ['FORBIDDEN'] },
   },
   { name: 'graphql (WS): connection without a token → close 4401', send: () => wsExchange({}), want: { status: 4401 } },
-  { name: 'graphql (WS): connection with a forged token → close 4401', send: () => wsExchange({ authorization: `Bearer ${tokenFor(graphqlClaims(), { secret: 'nope' })}` }), want: { status: 4401 } },
+  {
+    name: 'graphql (WS): connection with a forged token → close 4401',
+    send: () => wsExchange({ authorization: `Bearer ${tokenFor(graphqlClaims(), { secret: 'nope' })}` }),
+    want: { status: 4401 },
+  },
   {
     name: 'graphql (WS): token with no grant the service uses → close 4403',
     send: async () => wsExchange({ authorization: `Bearer ${await mintToken({ canPublish: true })}` }),
@@ -605,8 +700,16 @@ const CASES: Case[] = [
   },
 
   // ---- GraphQL: query limits (graphql-armor) and transport ----
-  { name: 'graphql: 1,000 aliases (the 2,000-token limit answers first)', send: () => graphql(q(aliases(1000))), want: { status: 400, codes: ['GRAPHQL_PARSE_FAILED'], message: /^Syntax Error: Token limit of 2000 exceeded\.$/ } },
-  { name: 'graphql: 21 aliases', send: () => graphql(q(aliases(21))), want: { status: 200, codes: [undefined], message: /^Syntax Error: Aliases limit of 20 exceeded, found 21\.$/ } },
+  {
+    name: 'graphql: 1,000 aliases (the 2,000-token limit answers first)',
+    send: () => graphql(q(aliases(1000))),
+    want: { status: 400, codes: ['GRAPHQL_PARSE_FAILED'], message: /^Syntax Error: Token limit of 2000 exceeded\.$/ },
+  },
+  {
+    name: 'graphql: 21 aliases',
+    send: () => graphql(q(aliases(21))),
+    want: { status: 200, codes: [undefined], message: /^Syntax Error: Aliases limit of 20 exceeded, found 21\.$/ },
+  },
   {
     name: 'graphql: depth 14 (limit 12)',
     send: () => graphql(q(`{ sessionByRoom(roomName: "beta") { ${'... on Session { '.repeat(12)}id${' }'.repeat(12)} } }`)),
@@ -617,7 +720,11 @@ const CASES: Case[] = [
     send: () => graphql(q(`{ ${'... on Query { '.repeat(50)}__typename${' }'.repeat(50)} }`)),
     want: { status: 200, codes: [undefined], message: /^Syntax Error: Query Cost limit of 5000 exceeded/ },
   },
-  { name: 'graphql: 2,100 tokens', send: () => graphql(q(`{ ${'__typename '.repeat(2100)}}`)), want: { status: 400, codes: ['GRAPHQL_PARSE_FAILED'], message: /Token limit of 2000 exceeded/ } },
+  {
+    name: 'graphql: 2,100 tokens',
+    send: () => graphql(q(`{ ${'__typename '.repeat(2100)}}`)),
+    want: { status: 400, codes: ['GRAPHQL_PARSE_FAILED'], message: /Token limit of 2000 exceeded/ },
+  },
   {
     name: 'graphql: 25 directives',
     send: () => graphql(q(`{ __typename ${'@include(if: true) '.repeat(25)}}`)),
@@ -625,20 +732,44 @@ const CASES: Case[] = [
   },
   {
     name: 'graphql: cost over 5,000',
-    send: () => graphql(q('{ a: sessions(first: 100) { edges { node { id roomName title status version roomSid startedAt stoppedAt createdAt updatedAt } } } b: sessions(first: 100) { edges { node { id roomName title status } } } }')),
+    send: () =>
+      graphql(
+        q(
+          '{ a: sessions(first: 100) { edges { node { id roomName title status version roomSid startedAt stoppedAt createdAt updatedAt } } } b: sessions(first: 100) { edges { node { id roomName title status } } } }',
+        ),
+      ),
     want: { status: 200, codes: [undefined], message: /^Syntax Error: Query Cost limit of 5000 exceeded/ },
   },
-  { name: 'graphql: body over 100,000 bytes', send: () => graphql(q(`{ __typename }${' '.repeat(120_000)}`)), want: { status: 413, codes: ['PAYLOAD_TOO_LARGE'] } },
+  {
+    name: 'graphql: body over 100,000 bytes',
+    send: () => graphql(q(`{ __typename }${' '.repeat(120_000)}`)),
+    want: { status: 413, codes: ['PAYLOAD_TOO_LARGE'] },
+  },
   {
     name: 'graphql: 10 MB body, chunked, still being sent (raw)',
     send: () =>
-      rawHttp(requestHead('POST', '/graphql', { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, false), { bytes: 10 * 1024 * 1024, chunked: true }),
+      rawHttp(requestHead('POST', '/graphql', { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' }, false), {
+        bytes: 10 * 1024 * 1024,
+        chunked: true,
+      }),
     want: { status: 413, codes: ['PAYLOAD_TOO_LARGE'] },
   },
-  { name: 'graphql: batched array', send: () => graphql(JSON.stringify([{ query: '{ __typename }' }, { query: '{ __typename }' }])), want: { status: 400, codes: ['BAD_REQUEST'], message: /^Batching is not supported\.$/ } },
-  { name: 'graphql: malformed JSON', send: () => graphql('{"query": '), want: { status: 400, codes: ['BAD_REQUEST'], message: /^POST body sent invalid JSON\.$/ } },
+  {
+    name: 'graphql: batched array',
+    send: () => graphql(JSON.stringify([{ query: '{ __typename }' }, { query: '{ __typename }' }])),
+    want: { status: 400, codes: ['BAD_REQUEST'], message: /^Batching is not supported\.$/ },
+  },
+  {
+    name: 'graphql: malformed JSON',
+    send: () => graphql('{"query": '),
+    want: { status: 400, codes: ['BAD_REQUEST'], message: /^POST body sent invalid JSON\.$/ },
+  },
   { name: 'graphql: empty POST body', send: () => graphql(''), want: { status: 400, codes: ['BAD_REQUEST'], message: /invalid JSON/ } },
-  { name: 'graphql: query is a number', send: () => graphql('{"query": 123}'), want: { status: 400, codes: ['BAD_REQUEST'], message: /"query" param to be a string/ } },
+  {
+    name: 'graphql: query is a number',
+    send: () => graphql('{"query": 123}'),
+    want: { status: 400, codes: ['BAD_REQUEST'], message: /"query" param to be a string/ },
+  },
   {
     name: 'graphql: body with bytes that are not UTF-8',
     send: () => graphql(Buffer.concat([Buffer.from('{"query":"{ __typename '), Buffer.from([0xff, 0xfe]), Buffer.from(' }"}')])),
@@ -648,7 +779,11 @@ const CASES: Case[] = [
   { name: 'graphql: Content-Type application/xml', send: () => graphql('<query/>', { contentType: 'application/xml' }), want: { status: 415 } },
   {
     name: 'graphql: mutation over GET',
-    send: () => graphql('', { method: 'GET', path: `/graphql?query=${encodeURIComponent('mutation { createSession(input: { roomName: "via-get" }) { session { id } } }')}` }),
+    send: () =>
+      graphql('', {
+        method: 'GET',
+        path: `/graphql?query=${encodeURIComponent('mutation { createSession(input: { roomName: "via-get" }) { session { id } } }')}`,
+      }),
     want: { status: 405, codes: ['BAD_REQUEST'], message: /mutation operation from a POST request/ },
   },
   { name: 'graphql: PUT', send: () => graphql(q('{ __typename }'), { method: 'PUT' }), want: { status: 405, codes: ['BAD_REQUEST'] } },
@@ -660,7 +795,11 @@ const CASES: Case[] = [
   },
   {
     name: 'graphql: 32 KB header (raw)',
-    send: () => rawHttp(requestHead('POST', '/graphql', { 'Content-Type': 'application/json', Authorization: `Bearer ${'x'.repeat(32 * 1024)}`, 'Content-Length': 2 }), Buffer.from('{}')),
+    send: () =>
+      rawHttp(
+        requestHead('POST', '/graphql', { 'Content-Type': 'application/json', Authorization: `Bearer ${'x'.repeat(32 * 1024)}`, 'Content-Length': 2 }),
+        Buffer.from('{}'),
+      ),
     want: { status: 431 },
   },
   {
@@ -683,7 +822,11 @@ function expectAnswer(answer: Answer, want: Want, name: string) {
     if (want.errcode !== 'E_NOT_FOUND') expect(answer.json.erresid).toMatch(/^[0-9a-f]{10}$/);
   }
   if (want.errmesg) expect(answer.json.errmesg, name).toMatch(want.errmesg);
-  if (want.codes) expect((answer.json?.errors ?? []).map((e: any) => e.extensions?.code), `${name}: ${answer.text.slice(0, 300)}`).toEqual(want.codes);
+  if (want.codes)
+    expect(
+      (answer.json?.errors ?? []).map((e: any) => e.extensions?.code),
+      `${name}: ${answer.text.slice(0, 300)}`,
+    ).toEqual(want.codes);
   if (want.message) expect(answer.json.errors[0].message, name).toMatch(want.message);
   if ('data' in want) expect(answer.json.data, name).toEqual(want.data);
 }

@@ -132,10 +132,11 @@ async function deliver(sequence: Delivery[], roomCount: number, label: string): 
     const before = states[d.roomIdx]!;
     const decision = decide(before, { kind: d.type, room: { sid: d.instance.sid, createdMs: d.instance.createdMs } });
     const after: SessionStatus = decision.action === 'stale_event' ? before.status : decision.status;
-    expect(
-      { action: results.action, old_status: results.old_status, new_status: results.new_status },
-      `${where}: answer differs from decide()`,
-    ).toEqual({ action: decision.action, old_status: before.status.toLowerCase(), new_status: after.toLowerCase() });
+    expect({ action: results.action, old_status: results.old_status, new_status: results.new_status }, `${where}: answer differs from decide()`).toEqual({
+      action: decision.action,
+      old_status: before.status.toLowerCase(),
+      new_status: after.toLowerCase(),
+    });
     if (decision.action === 'stale_event') stats.staleAnswers++;
     if (decision.action === 'status_updated') stats.statusChanges++;
     if (decision.action !== 'stale_event') {
@@ -204,7 +205,10 @@ async function runCase(model: CaseModel): Promise<void> {
   // Retries: in LiveKit's order a retry follows its original; in the random order it goes anywhere.
   const withRetriesInOrder = inOrderSet.inOrder.flatMap((d) => [d, ...model.duplicates.filter((i) => i === d.index).map(() => d)]);
   const withRetries = [...shuffledSet.inOrder, ...model.duplicates.map((i) => shuffledSet.inOrder[i]!)];
-  const shuffled = withRetries.map((d, i) => ({ d, key: model.shuffleKeys[i]! })).sort((a, b) => a.key - b.key).map((x) => x.d);
+  const shuffled = withRetries
+    .map((d, i) => ({ d, key: model.shuffleKeys[i]! }))
+    .sort((a, b) => a.key - b.key)
+    .map((x) => x.d);
 
   for (const room of model.rooms) {
     const keys = room.map((i) => i.offsetMs);
@@ -219,9 +223,10 @@ async function runCase(model: CaseModel): Promise<void> {
   try {
     const snapshotsArrived = Promise.all([...watches.values()].map((w) => w.ready));
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([snapshotsArrived, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no snapshot within 10 s')), 10_000)))]).finally(() =>
-      clearTimeout(timer),
-    );
+    await Promise.race([
+      snapshotsArrived,
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no snapshot within 10 s')), 10_000))),
+    ]).finally(() => clearTimeout(timer));
     for (const [name, w] of watches) {
       expect(w.received, `${name}: snapshot first`).toEqual([{ version: 1, status: 'READY', eventType: 'snapshot', roomSid: null }]);
     }
@@ -229,7 +234,11 @@ async function runCase(model: CaseModel): Promise<void> {
     // The two sets are different rooms: deliver both at once, each strictly one request at a time.
     await Promise.all([deliver(shuffled, model.rooms.length, 'random order'), deliver(withRetriesInOrder, model.rooms.length, 'in order')]);
 
-    const rows = await db.selectFrom('sessions').selectAll().where('room_name', 'in', [...roomsShuffled, ...roomsInOrder]).execute();
+    const rows = await db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('room_name', 'in', [...roomsShuffled, ...roomsInOrder])
+      .execute();
     const row = (name: string) => rows.find((r) => r.room_name === name)!;
     for (let r = 0; r < model.rooms.length; r++) {
       const a = row(roomsShuffled[r]!);
@@ -237,7 +246,10 @@ async function runCase(model: CaseModel): Promise<void> {
       const expected = expectedFinal(model, inOrderSet.instances, r);
       // Same sid letters in both sets: compare them with the set's own tag stripped.
       const sidOf = (sid: string | null, set: string) => sid?.replace(`${tag}${set}`, '') ?? null;
-      expect({ status: a.status, sid: sidOf(a.room_sid, 's') }, `room ${r}: random order vs in order`).toEqual({ status: b.status, sid: sidOf(b.room_sid, 'o') });
+      expect({ status: a.status, sid: sidOf(a.room_sid, 's') }, `room ${r}: random order vs in order`).toEqual({
+        status: b.status,
+        sid: sidOf(b.room_sid, 'o'),
+      });
       expect({ status: b.status, room_sid: b.room_sid }, `room ${r}: in order vs the rule's closed form`).toEqual(expected);
     }
 
@@ -250,7 +262,10 @@ async function runCase(model: CaseModel): Promise<void> {
       expect(versions, `${name}: versions rise by one from the snapshot`).toEqual(Array.from({ length: finalVersion }, (_, i) => i + 1));
       // Each version carries the status it committed, and the last one is the row's.
       const history = await db.selectFrom('session_changes').select(['version', 'status']).where('session_id', '=', row(name).id).orderBy('version').execute();
-      expect(w.received.slice(1).map((x) => ({ version: x.version, status: x.status })), `${name}: statuses per version`).toEqual(history);
+      expect(
+        w.received.slice(1).map((x) => ({ version: x.version, status: x.status })),
+        `${name}: statuses per version`,
+      ).toEqual(history);
       expect(w.received.at(-1)!.status).toBe(row(name).status);
       // (roomSid may lag the row: a newer instance that changes no status moves room_sid without a version.)
       stats.subscriberEvents += w.received.length;

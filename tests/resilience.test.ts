@@ -56,7 +56,12 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs: number,
 }
 
 /** The database id behind a GraphQL Session id (a Relay global id, or the bare uuid). */
-const rowId = (id: string) => (/^[0-9a-f-]{36}$/i.test(id) ? id : Buffer.from(id, 'base64').toString('utf8').replace(/^Session:/, ''));
+const rowId = (id: string) =>
+  /^[0-9a-f-]{36}$/i.test(id)
+    ? id
+    : Buffer.from(id, 'base64')
+        .toString('utf8')
+        .replace(/^Session:/, '');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const roomName = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
 const ms = (n: number) => Math.round(n);
@@ -218,14 +223,24 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
       await redis.restart();
       const convergeMs = await until(
         async () => {
-          const rows = await db.selectFrom('sessions').select(['id', 'status', 'version']).where('id', 'in', sessions.map((s) => rowId(s.id))).execute();
+          const rows = await db
+            .selectFrom('sessions')
+            .select(['id', 'status', 'version'])
+            .where(
+              'id',
+              'in',
+              sessions.map((s) => rowId(s.id)),
+            )
+            .execute();
           const byId = new Map(rows.map((r) => [r.id, r]));
           return sessions.every((s, i) => byId.get(rowId(s.id))?.status === last[i]?.status && byId.get(rowId(s.id))?.version === last[i]?.version);
         },
         15_000,
         'every subscriber to match the database after Redis returned',
       );
-      sessions.forEach((_, i) => expect(last[i], `session ${i}`).toMatchObject(i % 2 === 0 ? { status: 'STOPPED', version: 3 } : { status: 'LIVE', version: 2 }));
+      sessions.forEach((_, i) =>
+        expect(last[i], `session ${i}`).toMatchObject(i % 2 === 0 ? { status: 'STOPPED', version: 3 } : { status: 'LIVE', version: 2 }),
+      );
       expect(versionRegressions).toEqual([]);
       expect(wsErrors).toBe(0);
       expect(service.child.exitCode).toBeNull();
@@ -296,7 +311,10 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
       expect(Math.max(...latencies.blackhole!)).toBeLessThan(6_000);
 
       expect(await direct.selectFrom('webhook_events').select('id').where('id', 'in', [started.id, joined.id]).execute()).toEqual([]);
-      expect(await direct.selectFrom('sessions').select(['status', 'version']).where('id', '=', rowId(session.id)).executeTakeFirst()).toEqual({ status: 'READY', version: 1 });
+      expect(await direct.selectFrom('sessions').select(['status', 'version']).where('id', '=', rowId(session.id)).executeTakeFirst()).toEqual({
+        status: 'READY',
+        version: 1,
+      });
       expect(await direct.selectFrom('session_changes').select('id').execute()).toEqual(changesBefore);
 
       // Restored, without restarting the service: LiveKit's retries (same body, same token) now succeed.
@@ -306,11 +324,12 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
       expect((await postWebhook(t.url, joined.body, joined.token)).json.results.action).toBe('event_logged');
       expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
       expect(await direct.selectFrom('webhook_events').select('id').where('id', 'in', [started.id, joined.id]).execute()).toHaveLength(2);
-      expect(await direct.selectFrom('sessions').select(['status', 'version']).where('id', '=', rowId(session.id)).executeTakeFirst()).toEqual({ status: 'LIVE', version: 2 });
+      expect(await direct.selectFrom('sessions').select(['status', 'version']).where('id', '=', rowId(session.id)).executeTakeFirst()).toEqual({
+        status: 'LIVE',
+        version: 2,
+      });
 
-      console.info(
-        `[postgres cut] 503 latency: reset ${latencies.reset!.map(ms).join('/')} ms, blackhole ${latencies.blackhole!.map(ms).join('/')} ms`,
-      );
+      console.info(`[postgres cut] 503 latency: reset ${latencies.reset!.map(ms).join('/')} ms, blackhole ${latencies.blackhole!.map(ms).join('/')} ms`);
     } finally {
       proxy.restore();
       await t.stop();
@@ -328,7 +347,18 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
       const rooms = Array.from({ length: 50 }, (_, i) => newRoomInstance(roomName(`t${i}`)));
       await withConcurrency(rooms, 10, async (room) => void (await createSession(service.url, room.name, token)));
 
-      const types = ['room_started', 'participant_joined', 'track_published', 'track_unpublished', 'participant_left', 'participant_joined', 'egress_started', 'egress_ended', 'participant_left', 'room_finished'];
+      const types = [
+        'room_started',
+        'participant_joined',
+        'track_published',
+        'track_unpublished',
+        'participant_left',
+        'participant_joined',
+        'egress_started',
+        'egress_ended',
+        'participant_left',
+        'room_finished',
+      ];
       const hooks = await Promise.all(types.flatMap((type) => rooms.map((room) => signedEvent(type, room))));
       expect(hooks).toHaveLength(500);
 
@@ -417,7 +447,12 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
         again: await createSession(a.url, oldRun.name, token),
         steady: await createSession(a.url, steady.name, token),
       };
-      for (const [type, room] of [['room_started', gone], ['room_started', oldRun], ['room_finished', oldRun], ['room_started', steady]] as const) {
+      for (const [type, room] of [
+        ['room_started', gone],
+        ['room_started', oldRun],
+        ['room_finished', oldRun],
+        ['room_started', steady],
+      ] as const) {
         expect((await sendEvent(a.url, type, room)).json.results.action).toBe('status_updated');
       }
       watcher = watchOverSse(a.url, token, s.gone.id);
@@ -495,7 +530,10 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
     let wsClose: number | undefined;
     const ws = wsClient(t.url, token, { on: { closed: (e) => (wsClose = (e as { code: number }).code) } });
     const wsEvents: Seen[] = [];
-    ws.subscribe<{ sessionStatusChanged: Seen }>({ query: WATCH, variables: { id: session.id } }, { next: (r) => void wsEvents.push(r.data!.sessionStatusChanged), error: () => {}, complete: () => {} });
+    ws.subscribe<{ sessionStatusChanged: Seen }>(
+      { query: WATCH, variables: { id: session.id } },
+      { next: (r) => void wsEvents.push(r.data!.sessionStatusChanged), error: () => {}, complete: () => {} },
+    );
     try {
       await until(() => sse.state.events.length === 1 && wsEvents.length === 1, 10_000, 'snapshots');
       const t0 = performance.now();

@@ -26,8 +26,16 @@ it('deletes webhook records and published history past the retention, never sess
     await new Promise((r) => setTimeout(r, 50));
   }
   // Age the first event and both changes past 30 days; keep version 3's change unpublished.
-  await db.updateTable('webhook_events').set({ received_at: sql`now() - interval '31 days'` }).where('id', '=', oldEvent.eventId).execute();
-  await db.updateTable('session_changes').set({ changed_at: sql`now() - interval '31 days'` }).where('session_id', '=', sessionId).execute();
+  await db
+    .updateTable('webhook_events')
+    .set({ received_at: sql`now() - interval '31 days'` })
+    .where('id', '=', oldEvent.eventId)
+    .execute();
+  await db
+    .updateTable('session_changes')
+    .set({ changed_at: sql`now() - interval '31 days'` })
+    .where('session_id', '=', sessionId)
+    .execute();
   await db.updateTable('session_changes').set({ published_at: null }).where('session_id', '=', sessionId).where('version', '=', 3).execute();
 
   const deleted = await pruneOldRecords(db, 30);

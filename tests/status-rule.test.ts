@@ -184,7 +184,7 @@ function forEachPermutation<T>(items: readonly T[], visit: (order: readonly T[])
   const a = [...items];
   const c = new Array<number>(a.length).fill(0);
   visit(a);
-  for (let i = 1; i < a.length; ) {
+  for (let i = 1; i < a.length;) {
     if (c[i]! < i) {
       const j = i % 2 === 0 ? 0 : c[i]!;
       [a[j], a[i]] = [a[i]!, a[j]!];
@@ -256,7 +256,13 @@ describe('property: arrival order does not change the final state', () => {
     fc.assert(
       fc.property(
         roomEventsArb.chain((c) =>
-          fc.record({ c: fc.constant(c), order: fc.shuffledSubarray(c.withDuplicates.map((_, i) => i), { minLength: c.withDuplicates.length }) }),
+          fc.record({
+            c: fc.constant(c),
+            order: fc.shuffledSubarray(
+              c.withDuplicates.map((_, i) => i),
+              { minLength: c.withDuplicates.length },
+            ),
+          }),
         ),
         ({ c, order }) => {
           expect(final(fold(order.map((i) => c.withDuplicates[i]!)))).toEqual(final(fold(c.inOrder)));

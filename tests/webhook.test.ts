@@ -1,15 +1,6 @@
 import { AccessToken } from 'livekit-server-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  bodySha256,
-  buildEvent,
-  encodeEvent,
-  newEventId,
-  newRoomInstance,
-  postWebhook,
-  sendEvent,
-  signBody,
-} from '../tools/lib/livekit-emulator.js';
+import { bodySha256, buildEvent, encodeEvent, newEventId, newRoomInstance, postWebhook, sendEvent, signBody } from '../tools/lib/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { adminToken, createSession } from './support/graphql.js';
 
@@ -152,22 +143,45 @@ describe('refused requests change nothing', () => {
     const name = roomName('refused');
     await createSession(t.url, name, token);
     const body = encodeEvent(buildEvent('room_started', newRoomInstance(name)));
-    const before = { row: await sessionRow(name), events: await db().selectFrom('webhook_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow() };
+    const before = {
+      row: await sessionRow(name),
+      events: await db()
+        .selectFrom('webhook_events')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow(),
+    };
     const req = await mutate(body);
     const res = await postWebhook(t.url, req.body, req.auth);
     expect(res.status).toBe(401);
     expectErrorEnvelope(res.json, errcode);
     if (mesg) expect(res.json.errmesg).toMatch(mesg);
     expect(await sessionRow(name)).toEqual(before.row);
-    expect(await db().selectFrom('webhook_events').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).toEqual(before.events);
+    expect(
+      await db()
+        .selectFrom('webhook_events')
+        .select((eb) => eb.fn.countAll().as('n'))
+        .executeTakeFirstOrThrow(),
+    ).toEqual(before.events);
   }
 
   it('tampered body', () =>
-    refusedCase(async (body) => ({ body: body.replace('room_started', 'room_finished'), auth: await signBody(body) }), 'E_WEBHOOK_INVALID_SIGNATURE', /^Webhook verification failed: hash mismatch$/));
+    refusedCase(
+      async (body) => ({ body: body.replace('room_started', 'room_finished'), auth: await signBody(body) }),
+      'E_WEBHOOK_INVALID_SIGNATURE',
+      /^Webhook verification failed: hash mismatch$/,
+    ));
   it('wrong secret', () =>
-    refusedCase(async (body) => ({ body, auth: await signBody(body, { apiKey: 'devkey', apiSecret: 'not-the-secret' }) }), 'E_WEBHOOK_INVALID_SIGNATURE', /bad signature/));
+    refusedCase(
+      async (body) => ({ body, auth: await signBody(body, { apiKey: 'devkey', apiSecret: 'not-the-secret' }) }),
+      'E_WEBHOOK_INVALID_SIGNATURE',
+      /bad signature/,
+    ));
   it('wrong key', () =>
-    refusedCase(async (body) => ({ body, auth: await signBody(body, { apiKey: 'otherkey', apiSecret: 'secret' }) }), 'E_WEBHOOK_INVALID_SIGNATURE', /unknown API key/));
+    refusedCase(
+      async (body) => ({ body, auth: await signBody(body, { apiKey: 'otherkey', apiSecret: 'secret' }) }),
+      'E_WEBHOOK_INVALID_SIGNATURE',
+      /unknown API key/,
+    ));
   it('expired token', () =>
     refusedCase(async (body) => ({ body, auth: await signBody(body, undefined, -120) }), 'E_WEBHOOK_INVALID_SIGNATURE', /token expired/));
   it('token without sha256', () =>

@@ -32,7 +32,10 @@ try {
     : values.list
       ? { roomList: true }
       : { roomJoin: true, room: values.room };
-  const token = new AccessToken(livekit.apiKey, livekit.apiSecret, { identity: values.identity ?? (values.room ? `viewer-${values.room}` : 'admin'), ttl: values.ttl });
+  const token = new AccessToken(livekit.apiKey, livekit.apiSecret, {
+    identity: values.identity ?? (values.room ? `viewer-${values.room}` : 'admin'),
+    ttl: values.ttl,
+  });
   token.addGrant(grant);
   process.stdout.write(`${await token.toJwt()}\n`);
 } catch (err) {

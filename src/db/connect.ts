@@ -49,11 +49,7 @@ export async function connectDatabase(config: Config['database'], logger: Logger
 }
 
 /** PGlite is a single connection: the dialect serialises queries and transactions on it. */
-async function wrapPglite(
-  pglite: import('@electric-sql/pglite').PGlite,
-  schema: string,
-  description: string,
-): Promise<DatabaseHandle> {
+async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, schema: string, description: string): Promise<DatabaseHandle> {
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
   await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
   await sql`set search_path to ${sql.id(schema)}`.execute(db);
@@ -68,7 +64,11 @@ export function isDatabaseUnavailable(err: unknown): boolean {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
     const message = e instanceof Error ? e.message : '';
-    if (/timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|Query read timeout/i.test(message)) {
+    if (
+      /timeout exceeded when trying to connect|Connection terminated|connection timeout|Client has encountered a connection error|Query read timeout/i.test(
+        message,
+      )
+    ) {
       return true;
     }
   }

@@ -36,7 +36,8 @@ export async function viewerFromAuthorization(value: unknown, verify: LiveKitTok
 }
 
 function denied(viewer: Viewer, what: string): never {
-  if (viewer.kind === 'anonymous') throw userError('UNAUTHENTICATED', 'Authentication required: send a LiveKit access token as "Authorization: Bearer <token>"');
+  if (viewer.kind === 'anonymous')
+    throw userError('UNAUTHENTICATED', 'Authentication required: send a LiveKit access token as "Authorization: Bearer <token>"');
   if (viewer.kind === 'rejected') throw userError('UNAUTHENTICATED', `Invalid access token: ${viewer.reason}`);
   throw userError('FORBIDDEN', `This token's grant does not allow ${what}`);
 }

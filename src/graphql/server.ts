@@ -161,13 +161,22 @@ function codeValidationErrors(): Plugin {
   const withCode = (e: GraphQLError) =>
     e.extensions?.code
       ? e
-      : new GraphQLError(e.message, { nodes: e.nodes, source: e.source, positions: e.positions, path: e.path, originalError: e.originalError, extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' } });
+      : new GraphQLError(e.message, {
+          nodes: e.nodes,
+          source: e.source,
+          positions: e.positions,
+          path: e.path,
+          originalError: e.originalError,
+          extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' },
+        });
   return {
-    onValidate: () => ({ result, setResult }) => {
-      if (result.some((e) => !(e instanceof GraphQLError) || !e.extensions?.code)) {
-        setResult(result.map((e) => (e instanceof GraphQLError ? withCode(e) : e)));
-      }
-    },
+    onValidate:
+      () =>
+      ({ result, setResult }) => {
+        if (result.some((e) => !(e instanceof GraphQLError) || !e.extensions?.code)) {
+          setResult(result.map((e) => (e instanceof GraphQLError ? withCode(e) : e)));
+        }
+      },
   };
 }
 

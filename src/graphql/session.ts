@@ -109,28 +109,35 @@ function decodeCursor(cursor: string): number {
 }
 
 builder.queryField('sessions', (t) =>
-  t.connection({
-    type: SessionRef,
-    description: 'Sessions, newest first.',
-    args: { status: t.arg({ type: SessionStatusEnum, required: false }) },
-    resolve: async (_root, args, ctx) => {
-      assertCanList(ctx.viewer);
-      for (const [name, value] of [['first', args.first], ['last', args.last]] as const) {
-        if (value != null && (value < 1 || value > PAGE_MAX)) throw userError('BAD_USER_INPUT', `${name} must be between 1 and ${PAGE_MAX}`);
-      }
-      return resolveCursorConnection<Promise<SessionRow[]>>(
-        { args, toCursor: (s: SessionRow) => encodeCursor(s.seq), defaultSize: 20, maxSize: PAGE_MAX },
-        ({ before, after, limit, inverted }): Promise<SessionRow[]> =>
-          listSessions(ctx.db, {
-            status: args.status ?? null,
-            olderThan: after ? decodeCursor(after) : null,
-            newerThan: before ? decodeCursor(before) : null,
-            limit,
-            oldestFirst: inverted,
-          }),
-      );
+  t.connection(
+    {
+      type: SessionRef,
+      description: 'Sessions, newest first.',
+      args: { status: t.arg({ type: SessionStatusEnum, required: false }) },
+      resolve: async (_root, args, ctx) => {
+        assertCanList(ctx.viewer);
+        for (const [name, value] of [
+          ['first', args.first],
+          ['last', args.last],
+        ] as const) {
+          if (value != null && (value < 1 || value > PAGE_MAX)) throw userError('BAD_USER_INPUT', `${name} must be between 1 and ${PAGE_MAX}`);
+        }
+        return resolveCursorConnection<Promise<SessionRow[]>>(
+          { args, toCursor: (s: SessionRow) => encodeCursor(s.seq), defaultSize: 20, maxSize: PAGE_MAX },
+          ({ before, after, limit, inverted }): Promise<SessionRow[]> =>
+            listSessions(ctx.db, {
+              status: args.status ?? null,
+              olderThan: after ? decodeCursor(after) : null,
+              newerThan: before ? decodeCursor(before) : null,
+              limit,
+              oldestFirst: inverted,
+            }),
+        );
+      },
     },
-  }, { name: 'SessionConnection' }, { name: 'SessionEdge' }),
+    { name: 'SessionConnection' },
+    { name: 'SessionEdge' },
+  ),
 );
 
 builder.relayMutationField(

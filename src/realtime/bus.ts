@@ -102,7 +102,10 @@ export function createRedisBus(url: string, prefix: string, logger: Logger): Cha
   let subscriberWasReady = false;
   let closed = false;
 
-  for (const [name, client] of [['publisher', publisher], ['subscriber', subscriber]] as const) {
+  for (const [name, client] of [
+    ['publisher', publisher],
+    ['subscriber', subscriber],
+  ] as const) {
     let down = false;
     client.on('error', (err) => {
       if (!down) logger.warn({ err: err.message, connection: name }, 'redis connection error');

@@ -21,7 +21,13 @@ const DRAIN_BATCH = 200;
  * status change; a change is marked published once the broker took it. Changes left unmarked (Redis
  * down, process died between commit and publish) are drained by any replica, one at a time per row.
  */
-export function createChangePublisher(deps: { db: Db; bus: ChangeBus; logger: Logger; intervalMs: number; onPublished?: (n: number) => void }): ChangePublisher {
+export function createChangePublisher(deps: {
+  db: Db;
+  bus: ChangeBus;
+  logger: Logger;
+  intervalMs: number;
+  onPublished?: (n: number) => void;
+}): ChangePublisher {
   const { db, bus, logger, intervalMs } = deps;
   let toMark: string[] = [];
   let markTimer: NodeJS.Timeout | undefined;
@@ -80,7 +86,8 @@ export function createChangePublisher(deps: { db: Db; bus: ChangeBus; logger: Lo
           toMark.push(changeId);
           markTimer ??= setTimeout(flushMarks, MARK_FLUSH_MS);
         },
-        (err: Error) => logger.warn({ err: err.message, sessionId: change.session.id, version: change.session.version }, 'publish failed; the outbox will retry'),
+        (err: Error) =>
+          logger.warn({ err: err.message, sessionId: change.session.id, version: change.session.version }, 'publish failed; the outbox will retry'),
       );
     },
     drain,

@@ -81,20 +81,23 @@ export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSi
 /** Every session's changes, newest version per session only, as they happen (no snapshot). */
 export function watchAllSessions(deps: StreamDeps, endOn: EndSignals = []): AsyncIterableIterator<SessionChange> {
   const { bus } = deps;
-  return new Repeater<SessionChange>(async (push, stop) => {
-    const lastVersions = new Map<string, number>();
-    const unsubscribe = await bus.subscribe('all', (change) => {
-      const last = lastVersions.get(change.session.id) ?? 0;
-      if (change.session.version <= last) return;
-      lastVersions.set(change.session.id, change.session.version);
-      void push(change).catch(() => {});
-    });
-    const stopListening = stopOnAbort(endOn, stop);
-    try {
-      await stop;
-    } finally {
-      stopListening();
-      unsubscribe();
-    }
-  }, new SlidingBuffer(BUFFER_SIZE * 4));
+  return new Repeater<SessionChange>(
+    async (push, stop) => {
+      const lastVersions = new Map<string, number>();
+      const unsubscribe = await bus.subscribe('all', (change) => {
+        const last = lastVersions.get(change.session.id) ?? 0;
+        if (change.session.version <= last) return;
+        lastVersions.set(change.session.id, change.session.version);
+        void push(change).catch(() => {});
+      });
+      const stopListening = stopOnAbort(endOn, stop);
+      try {
+        await stop;
+      } finally {
+        stopListening();
+        unsubscribe();
+      }
+    },
+    new SlidingBuffer(BUFFER_SIZE * 4),
+  );
 }

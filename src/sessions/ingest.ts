@@ -43,11 +43,7 @@ class DuplicateEvent extends Error {}
  * (its id is the primary key), and a status change, its version bump and its change record
  * commit together with it, or nothing does.
  */
-export async function applyWebhookEvent(
-  db: Kysely<Database>,
-  event: IncomingEvent,
-  opts: { autoCreate: boolean },
-): Promise<IngestResult> {
+export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEvent, opts: { autoCreate: boolean }): Promise<IngestResult> {
   const base = { eventType: event.type, roomName: event.roomName };
   const isStatusEvent = STATUS_EVENTS.has(event.type) && event.roomName !== null && event.room !== null;
 

@@ -40,7 +40,10 @@ export function listSessions(db: Queryable, args: ListSessionsArgs): Promise<Ses
   if (args.status) q = q.where('status', '=', args.status);
   if (args.olderThan != null) q = q.where('seq', '<', args.olderThan);
   if (args.newerThan != null) q = q.where('seq', '>', args.newerThan);
-  return q.orderBy('seq', args.oldestFirst ? 'asc' : 'desc').limit(args.limit).execute();
+  return q
+    .orderBy('seq', args.oldestFirst ? 'asc' : 'desc')
+    .limit(args.limit)
+    .execute();
 }
 
 /**

@@ -37,8 +37,7 @@ export function compareInstances(a: RoomInstance, b: RoomInstance): number {
  */
 export function decide(state: SessionState, event: StatusEvent): Decision {
   const target: SessionStatus = event.kind === 'room_started' ? 'LIVE' : 'STOPPED';
-  const current: RoomInstance | null =
-    state.roomSid === null ? null : { sid: state.roomSid, createdMs: state.roomCreatedMs ?? 0 };
+  const current: RoomInstance | null = state.roomSid === null ? null : { sid: state.roomSid, createdMs: state.roomCreatedMs ?? 0 };
 
   if (current !== null && current.sid === event.room.sid) {
     if (event.kind === 'room_started') {
@@ -50,9 +49,7 @@ export function decide(state: SessionState, event: StatusEvent): Decision {
       : { action: 'status_updated', status: 'STOPPED', room: current };
   }
   if (current === null || compareInstances(event.room, current) > 0) {
-    return state.status === target
-      ? { action: 'no_change', status: target, room: event.room }
-      : { action: 'status_updated', status: target, room: event.room };
+    return state.status === target ? { action: 'no_change', status: target, room: event.room } : { action: 'status_updated', status: target, room: event.room };
   }
   return { action: 'stale_event' };
 }

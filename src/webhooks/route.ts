@@ -53,7 +53,15 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, d
     sendJson(res, 200, successEnvelope(result));
     deps.metrics.webhooks.inc({ outcome: result.action });
     log.info(
-      { eventId: event.id, eventType: event.type, room: event.roomName, action: result.action, oldStatus: result.oldStatus, newStatus: result.newStatus, ms: elapsed(started) },
+      {
+        eventId: event.id,
+        eventType: event.type,
+        room: event.roomName,
+        action: result.action,
+        oldStatus: result.oldStatus,
+        newStatus: result.newStatus,
+        ms: elapsed(started),
+      },
       'webhook processed',
     );
   } catch (err) {

@@ -3,7 +3,10 @@ import { DEV_CREDENTIALS } from '../../tools/lib/livekit-emulator.js';
 
 /** A LiveKit access token as a LiveKit app would mint it for its frontend. */
 export async function mintToken(grant: VideoGrant, opts: { identity?: string; ttl?: string | number; secret?: string; apiKey?: string } = {}): Promise<string> {
-  const token = new AccessToken(opts.apiKey ?? DEV_CREDENTIALS.apiKey, opts.secret ?? DEV_CREDENTIALS.apiSecret, { identity: opts.identity ?? 'tester', ttl: opts.ttl ?? '10m' });
+  const token = new AccessToken(opts.apiKey ?? DEV_CREDENTIALS.apiKey, opts.secret ?? DEV_CREDENTIALS.apiSecret, {
+    identity: opts.identity ?? 'tester',
+    ttl: opts.ttl ?? '10m',
+  });
   token.addGrant(grant);
   return token.toJwt();
 }

@@ -30,7 +30,12 @@ function area(frame: CallFrame): string {
   if (pkg) return pkg[1]!;
   const src = /\/(src\/.+|tools\/.+|migrations\/.+)$/.exec(url);
   if (src) return src[1]!;
-  if (url.startsWith('node:')) return url.replace(/^node:internal\//, 'node:').split('/').slice(0, 2).join('/');
+  if (url.startsWith('node:'))
+    return url
+      .replace(/^node:internal\//, 'node:')
+      .split('/')
+      .slice(0, 2)
+      .join('/');
   return url;
 }
 

@@ -45,7 +45,14 @@ export type FanoutBenchOptions = {
   service: ServiceOptions;
 };
 
-export const FANOUT_DEFAULTS: Omit<FanoutBenchOptions, 'service'> = { durationS: 15, rate: 40, sessions: 20, subscribers: 200, sseSubscribers: 20, wsClients: 4 };
+export const FANOUT_DEFAULTS: Omit<FanoutBenchOptions, 'service'> = {
+  durationS: 15,
+  rate: 40,
+  sessions: 20,
+  subscribers: 200,
+  sseSubscribers: 20,
+  wsClients: 4,
+};
 
 const SUBSCRIPTION = 'subscription Watch($id: ID!) { sessionStatusChanged(id: $id) { version status eventType } }';
 
@@ -125,7 +132,8 @@ export async function runFanoutBench(opts: FanoutBenchOptions): Promise<BenchRes
       }
     }
     const subscribedAll = await waitFor(() => subscribers.every((s) => s.snapshot !== undefined || s.errors.length > 0), 20_000);
-    if (!subscribedAll) throw new Error(`only ${subscribers.filter((s) => s.snapshot !== undefined).length}/${subscribers.length} subscribers got their snapshot`);
+    if (!subscribedAll)
+      throw new Error(`only ${subscribers.filter((s) => s.snapshot !== undefined).length}/${subscribers.length} subscribers got their snapshot`);
     const failedEarly = subscribers.filter((s) => s.errors.length > 0);
     if (failedEarly.length > 0) throw new Error(`${failedEarly.length} subscribers failed: ${failedEarly[0]!.errors[0]}`);
 
@@ -219,13 +227,25 @@ export async function runFanoutBench(opts: FanoutBenchOptions): Promise<BenchRes
         'setup',
         `A takes webhooks, B serves ${opts.subscribers} subscribers (${wsCount} over ${opts.wsClients} graphql-ws sockets, ${opts.subscribers - wsCount} SSE) on ${opts.sessions} sessions`,
       ],
-      ['webhooks', `${planned.length} status changes at ${opts.rate}/s over ${round(sendSeconds, 1)} s (${late} late); POST p50/p99/max ${ms(post.p50)} / ${ms(post.p99)} / ${ms(post.max)}`],
-      ['deliveries', `${deliveries} (expected ${subscribers.reduce((n, s) => n + finalVersion[s.session]! - (s.snapshot ?? 0), 0)}), ${round(deliveries / sendSeconds, 0)}/s`],
+      [
+        'webhooks',
+        `${planned.length} status changes at ${opts.rate}/s over ${round(sendSeconds, 1)} s (${late} late); POST p50/p99/max ${ms(post.p50)} / ${ms(post.p99)} / ${ms(post.max)}`,
+      ],
+      [
+        'deliveries',
+        `${deliveries} (expected ${subscribers.reduce((n, s) => n + finalVersion[s.session]! - (s.snapshot ?? 0), 0)}), ${round(deliveries / sendSeconds, 0)}/s`,
+      ],
       ['POST→receipt p50/p99/max', fmt(all)],
       ['  graphql-ws', fmt(ws)],
       ['  SSE', fmt(sse)],
-      ['exactly once, in order', `${subscribers.length - badSubscribers}/${subscribers.length} subscribers (missing ${missing}, duplicates ${duplicates}, out of order ${outOfOrder})`],
-      ['CPU (cores)', `A ${cpu.serviceA}, B ${cpu.serviceB}, bench ${cpu.bench}, postgres ${cpu.postgres}, redis ${cpu.redis}, other ${cpu.other}; machine ${cpu.machineBusyPct} % busy`],
+      [
+        'exactly once, in order',
+        `${subscribers.length - badSubscribers}/${subscribers.length} subscribers (missing ${missing}, duplicates ${duplicates}, out of order ${outOfOrder})`,
+      ],
+      [
+        'CPU (cores)',
+        `A ${cpu.serviceA}, B ${cpu.serviceB}, bench ${cpu.bench}, postgres ${cpu.postgres}, redis ${cpu.redis}, other ${cpu.other}; machine ${cpu.machineBusyPct} % busy`,
+      ],
       ['B memory', `RSS ${mb(memB.rss)}, heap used ${mb(memB.heapUsed)}; active subscriptions ${metricsEnd.get('lkss_subscriptions_active')}`],
       ['B event-loop lag p99', `${ms((metricsEnd.get('nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000)} (since start)`],
     ];
@@ -235,7 +255,14 @@ export async function runFanoutBench(opts: FanoutBenchOptions): Promise<BenchRes
       problems,
       rows,
       data: {
-        options: { durationS: opts.durationS, rate: opts.rate, sessions: opts.sessions, subscribers: opts.subscribers, sseSubscribers: opts.subscribers - wsCount, wsClients: opts.wsClients },
+        options: {
+          durationS: opts.durationS,
+          rate: opts.rate,
+          sessions: opts.sessions,
+          subscribers: opts.subscribers,
+          sseSubscribers: opts.subscribers - wsCount,
+          wsClients: opts.wsClients,
+        },
         changes: planned.length,
         deliveries,
         latencyMs: { all, ws, sse },

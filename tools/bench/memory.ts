@@ -54,7 +54,14 @@ export type MemoryBenchOptions = {
   service: ServiceOptions;
 };
 
-export const MEMORY_DEFAULTS: Omit<MemoryBenchOptions, 'service'> = { subscriptions: 1000, cycles: 3, sessions: 100, slowSubscriptions: 100, slowChanges: 2000, slowRate: 400 };
+export const MEMORY_DEFAULTS: Omit<MemoryBenchOptions, 'service'> = {
+  subscriptions: 1000,
+  cycles: 3,
+  sessions: 100,
+  slowSubscriptions: 100,
+  slowChanges: 2000,
+  slowRate: 400,
+};
 
 const SUBSCRIPTION = `subscription Watch($id: ID!) {
   sessionStatusChanged(id: $id) { version status previousStatus eventType changedAt session { id roomName status version startedAt stoppedAt } }
@@ -124,8 +131,22 @@ function changeMessages(row: SessionRow, count: number): string[] {
   for (let i = 1; i <= count; i++) {
     const live = i % 2 === 1;
     const at = new Date(base + i);
-    const session: SessionRow = { ...row, version: row.version + i, status: live ? 'LIVE' : 'STOPPED', started_at: live ? at : row.started_at, stopped_at: live ? null : at, updated_at: at };
-    out.push(encodeChange({ session, previousStatus: i === 1 ? row.status : live ? 'STOPPED' : 'LIVE', eventType: live ? 'room_started' : 'room_finished', changedAt: at }));
+    const session: SessionRow = {
+      ...row,
+      version: row.version + i,
+      status: live ? 'LIVE' : 'STOPPED',
+      started_at: live ? at : row.started_at,
+      stopped_at: live ? null : at,
+      updated_at: at,
+    };
+    out.push(
+      encodeChange({
+        session,
+        previousStatus: i === 1 ? row.status : live ? 'STOPPED' : 'LIVE',
+        eventType: live ? 'room_started' : 'room_finished',
+        changedAt: at,
+      }),
+    );
   }
   return out;
 }
@@ -163,7 +184,8 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
       const t0 = performance.now();
       const opened = await openSubscriptions(wsUrl, ids, tokens, opts.subscriptions);
       const openSeconds = (performance.now() - t0) / 1000;
-      if (opened.snapshots !== opts.subscriptions) problems.push(`cycle ${c + 1}: ${opened.snapshots}/${opts.subscriptions} subscriptions started (${opened.errors[0] ?? ''})`);
+      if (opened.snapshots !== opts.subscriptions)
+        problems.push(`cycle ${c + 1}: ${opened.snapshots}/${opts.subscriptions} subscriptions started (${opened.errors[0] ?? ''})`);
       const open = await reading(service);
       if (open.subscriptions !== opts.subscriptions) problems.push(`cycle ${c + 1}: server counts ${open.subscriptions} open subscriptions`);
       const channelsOpen = await channels();
@@ -182,7 +204,8 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
     // Back to baseline: what stays after closing is small next to what the subscriptions held, and it does not grow per cycle.
     const returns = lastResidue < Math.max(1024 * 1024, 0.1 * heapOpenDelta) && growthPerCycle < Math.max(512 * 1024, 0.02 * heapOpenDelta);
     if (!returns) problems.push(`heap did not return to baseline: +${mb(lastResidue)} after the last cycle, ${mb(growthPerCycle)} growth per cycle`);
-    if (cycles.some((c) => c.channelsClosed !== baselineChannels)) problems.push(`Redis channels after closing: ${cycles.map((c) => c.channelsClosed).join(', ')} (baseline ${baselineChannels})`);
+    if (cycles.some((c) => c.channelsClosed !== baselineChannels))
+      problems.push(`Redis channels after closing: ${cycles.map((c) => c.channelsClosed).join(', ')} (baseline ${baselineChannels})`);
 
     // Slow consumer.
     const slowName = 'memory-slow-room';
@@ -190,7 +213,13 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
     const slowToken = await benchToken({ roomJoin: true, room: slowName }, 'slow-viewer');
     const control: number[] = [];
     let controlMessageBytes = 0;
-    const controlClient = createWsClient({ url: wsUrl, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${slowToken}` }, retryAttempts: 0, lazy: true });
+    const controlClient = createWsClient({
+      url: wsUrl,
+      webSocketImpl: WebSocket,
+      connectionParams: { authorization: `Bearer ${slowToken}` },
+      retryAttempts: 0,
+      lazy: true,
+    });
     openClients.push(controlClient);
     controlClient.subscribe(
       { query: SUBSCRIPTION, variables: { id: slowSession.id } },
@@ -286,11 +315,16 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
     // skip versions: the sliding buffer also drops when more than 64 changes of one session reach the
     // process at once (see README), so skips are reported, not failed.
     if (!controlDone || new Set(control).size !== control.length || !control.every((v, i) => i === 0 || v > control[i - 1]!)) {
-      problems.push(`slow consumer: the reading subscriber got ${control.length}/${opts.slowChanges} versions (${new Set(control).size} distinct), last ${control.at(-1)} of ${finalVersion}`);
+      problems.push(
+        `slow consumer: the reading subscriber got ${control.length}/${opts.slowChanges} versions (${new Set(control).size} distinct), last ${control.at(-1)} of ${finalVersion}`,
+      );
     }
-    if (heldWhilePaused > Math.max(16 * 1024 * 1024, 0.1 * unbounded)) problems.push(`slow consumer: heap + external grew ${mb(heldWhilePaused)} while the client was paused`);
+    if (heldWhilePaused > Math.max(16 * 1024 * 1024, 0.1 * unbounded))
+      problems.push(`slow consumer: heap + external grew ${mb(heldWhilePaused)} while the client was paused`);
     if (!stillOpen) {
-      problems.push(`slow consumer: the server closed the stalled socket (code ${closeCodeAtCheck}) ${round(openSeconds, 1)} s after it opened, before the check (publishing took ${round(postSeconds, 1)} s)`);
+      problems.push(
+        `slow consumer: the server closed the stalled socket (code ${closeCodeAtCheck}) ${round(openSeconds, 1)} s after it opened, before the check (publishing took ${round(postSeconds, 1)} s)`,
+      );
     } else if (!drained || endedOnLatest !== opts.slowSubscriptions) {
       problems.push(`slow consumer: ${endedOnLatest}/${opts.slowSubscriptions} stalled subscriptions ended on the latest version`);
     }
@@ -313,12 +347,18 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
         '  heap+external before / paused / after',
         `${mb(beforeSlow.heapUsed + beforeSlow.external)} / ${mb(pausedReading.heapUsed + pausedReading.external)} / ${mb(afterSlow.heapUsed + afterSlow.external)} (after GC; held ${mb(heldWhilePaused)}, unbuffered it would be ~${mb(unbounded)})`,
       ],
-      ['  RSS before / paused / after', `${mb(beforeSlow.rss)} / ${mb(pausedReading.rss)} / ${mb(afterSlow.rss)}; peak sampled heap ${mb(peak.heapUsed)} (garbage included), external ${mb(peak.external)}, RSS ${mb(peak.rss)}`],
+      [
+        '  RSS before / paused / after',
+        `${mb(beforeSlow.rss)} / ${mb(pausedReading.rss)} / ${mb(afterSlow.rss)}; peak sampled heap ${mb(peak.heapUsed)} (garbage included), external ${mb(peak.external)}, RSS ${mb(peak.rss)}`,
+      ],
       [
         '  stalled subscriptions',
         `${stillOpen ? 'socket stayed open' : `socket closed by the server (code ${closeCodeAtCheck}) within ${round(openSeconds, 1)} s of opening`}; received ${Math.min(...counts)}-${Math.max(...counts)} of ${opts.slowChanges} each; ${endedOnLatest}/${opts.slowSubscriptions} ended on the latest version`,
       ],
-      ['  reading subscriber', `${control.length}/${opts.slowChanges} versions (${controlMissing} skipped), ${control.at(-1) === finalVersion ? 'ended on the latest' : `ended on ${control.at(-1)} of ${finalVersion}`}`],
+      [
+        '  reading subscriber',
+        `${control.length}/${opts.slowChanges} versions (${controlMissing} skipped), ${control.at(-1) === finalVersion ? 'ended on the latest' : `ended on ${control.at(-1)} of ${finalVersion}`}`,
+      ],
     ];
     return {
       name: 'memory',
@@ -326,7 +366,14 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
       problems,
       rows,
       data: {
-        options: { subscriptions: opts.subscriptions, cycles: opts.cycles, sessions: opts.sessions, slowSubscriptions: opts.slowSubscriptions, slowChanges: opts.slowChanges, slowRate: opts.slowRate },
+        options: {
+          subscriptions: opts.subscriptions,
+          cycles: opts.cycles,
+          sessions: opts.sessions,
+          slowSubscriptions: opts.slowSubscriptions,
+          slowChanges: opts.slowChanges,
+          slowRate: opts.slowRate,
+        },
         baseline,
         cycles,
         bytesPerSubscription: { heap: heapPerSub.map((v) => Math.round(v)), rss: rssPerSub.map((v) => Math.round(v)) },

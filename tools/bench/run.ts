@@ -74,8 +74,12 @@ async function main(): Promise<number> {
     if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number between ${min} and ${max}`);
     return n;
   };
-  const only = (values.only ?? BENCHES.join(',')).split(',').map((s) => s.trim()).filter(Boolean);
-  for (const name of only) if (!BENCHES.includes(name as BenchName)) throw new Error(`unknown benchmark ${JSON.stringify(name)}; choose from ${BENCHES.join(', ')}`);
+  const only = (values.only ?? BENCHES.join(','))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const name of only)
+    if (!BENCHES.includes(name as BenchName)) throw new Error(`unknown benchmark ${JSON.stringify(name)}; choose from ${BENCHES.join(', ')}`);
 
   const cpuProfDir = values['cpu-prof'];
   if (cpuProfDir) mkdirSync(cpuProfDir, { recursive: true });
@@ -136,7 +140,12 @@ async function main(): Promise<number> {
   const profile = cpuProfDir ? summarizeCpuProfiles(cpuProfDir) : undefined;
   if (profile && !json) process.stdout.write(`\n${profile.text}\n`);
   if (json) {
-    const output = { date: new Date().toISOString(), machine: machine(), results: Object.fromEntries(results.map((r) => [r.name, { ok: r.ok, problems: r.problems, ...r.data }])), cpuProfile: profile?.data };
+    const output = {
+      date: new Date().toISOString(),
+      machine: machine(),
+      results: Object.fromEntries(results.map((r) => [r.name, { ok: r.ok, problems: r.problems, ...r.data }])),
+      cpuProfile: profile?.data,
+    };
     process.stdout.write(`${JSON.stringify(output, null, 2)}\n`);
   } else {
     const m = machine();

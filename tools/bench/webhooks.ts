@@ -63,9 +63,11 @@ type Planned = { type: string; identity?: string };
 function lifecycle(): Planned[] {
   const people = Array.from({ length: 1 + Math.floor(Math.random() * 4) }, (_, i) => `user-${i}`);
   const out: Planned[] = [{ type: 'room_started' }];
-  for (const identity of people) out.push({ type: 'participant_joined', identity }, { type: 'track_published', identity }, { type: 'track_published', identity });
+  for (const identity of people)
+    out.push({ type: 'participant_joined', identity }, { type: 'track_published', identity }, { type: 'track_published', identity });
   if (Math.random() < 0.15) out.push({ type: 'egress_started' }, { type: 'egress_updated' });
-  for (const identity of people) out.push({ type: 'track_unpublished', identity }, { type: 'track_unpublished', identity }, { type: 'participant_left', identity });
+  for (const identity of people)
+    out.push({ type: 'track_unpublished', identity }, { type: 'track_unpublished', identity }, { type: 'participant_left', identity });
   if (out.some((e) => e.type === 'egress_started')) out.push({ type: 'egress_ended' });
   out.push({ type: 'room_finished' });
   return out;
@@ -100,7 +102,16 @@ async function buildPool(roomNames: string[], untracked: string[], size: number)
     const planned = room.queue.shift()!;
     const event = buildEvent(planned.type, room.current!, { identity: planned.identity });
     const body = encodeEvent(event, Math.random() < 0.05 ? 'spaced' : 'compact');
-    const item: PoolItem = { id: event.id, type: planned.type, roomName: room.name, tracked: room.tracked, body: Buffer.from(body), auth: '', retry: false, sends: 0 };
+    const item: PoolItem = {
+      id: event.id,
+      type: planned.type,
+      roomName: room.name,
+      tracked: room.tracked,
+      body: Buffer.from(body),
+      auth: '',
+      retry: false,
+      sends: 0,
+    };
     pool.push(item);
     unsigned.push({ item, body });
     if (Math.random() < 0.01) retries.push({ at: pool.length + 500 + Math.floor(Math.random() * 500), of: item });
@@ -134,7 +145,13 @@ async function drive(url: string, pool: PoolItem[], driver: Driver, durationS: n
           ctx.replay = item.sends > 0;
           if (ctx.replay) driver.replays++;
           item.sends++;
-          return { ...req, method: 'POST', path: WEBHOOK_PATH, headers: { 'Content-Type': 'application/webhook+json', Authorization: item.auth }, body: item.body };
+          return {
+            ...req,
+            method: 'POST',
+            path: WEBHOOK_PATH,
+            headers: { 'Content-Type': 'application/webhook+json', Authorization: item.auth },
+            body: item.body,
+          };
         },
         onResponse: (status, body, context) => {
           const { item, replay } = context as { item?: PoolItem; replay?: boolean };
@@ -223,7 +240,16 @@ export async function runWebhookBench(opts: WebhookBenchOptions): Promise<BenchR
       const badVersions = sessions.rows.filter((r) => r.version - 1 !== Number(r.changes) || Number(r.changes) !== Number(r.updated));
       const totalChanges = sessions.rows.reduce((a, r) => a + Number(r.changes), 0);
       const unpublished = sessions.rows.reduce((a, r) => a + Number(r.unpublished), 0);
-      return { rows: stored.size, missing: missing.length, outcomeMismatch: outcomeMismatch.length, phantom: phantom.length, extraUnanswered, badVersions: badVersions.length, totalChanges, unpublished };
+      return {
+        rows: stored.size,
+        missing: missing.length,
+        outcomeMismatch: outcomeMismatch.length,
+        phantom: phantom.length,
+        extraUnanswered,
+        badVersions: badVersions.length,
+        totalChanges,
+        unpublished,
+      };
     });
 
     const non200 = answered.filter((p) => p.status !== 200);
@@ -248,17 +274,36 @@ export async function runWebhookBench(opts: WebhookBenchOptions): Promise<BenchR
     const reqPerS = runRequests / (result.duration || opts.durationS);
     const rows: Array<[string, string | number]> = [
       ['run', `${opts.durationS} s after ${opts.warmupS} s warm-up, ${opts.connections} connections, ${opts.sessions} sessions`],
-      ['pool', `${pool.length} pre-signed requests built in ${round(prepS, 1)} s (${round(100 * ((mix.room_started ?? 0) + (mix.room_finished ?? 0)) / pool.length, 1)} % status events, ${mix.retry ?? 0} retries)`],
+      [
+        'pool',
+        `${pool.length} pre-signed requests built in ${round(prepS, 1)} s (${round((100 * ((mix.room_started ?? 0) + (mix.room_finished ?? 0))) / pool.length, 1)} % status events, ${mix.retry ?? 0} retries)`,
+      ],
       ['requests/s', `${round(reqPerS, 0)} (${runRequests} in the run; ${warmupSent} in the warm-up)`],
       ['latency p50/p90/p99/max', `${ms(result.latency.p50)} / ${ms(result.latency.p90)} / ${ms(result.latency.p99)} / ${ms(result.latency.max)}`],
       ['server time per webhook', `${ms((serverSum / Math.max(1, serverCount)) * 1000)} mean (lkss_webhook_duration_seconds)`],
       ['CPU per webhook', `service ${ms((cpu.service! * 1000) / Math.max(1, reqPerS))}, postgres ${ms((cpu.postgres! * 1000) / Math.max(1, reqPerS))}`],
       ['non-2xx / errors / timeouts', `${result.non2xx} / ${result.errors} / ${result.timeouts}`],
-      ['answers', Object.entries(actions).map(([k, v]) => `${k} ${v}`).join(', ')],
-      ['retries answered', Object.entries(retryActions).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'],
-      ['stored exactly once', `${ok200.length - verify.missing}/${ok200.length} answered 200 (${verify.rows} rows; ${unanswered.length} cut off at the end, ${verify.extraUnanswered} of them stored)`],
+      [
+        'answers',
+        Object.entries(actions)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', '),
+      ],
+      [
+        'retries answered',
+        Object.entries(retryActions)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || 'none',
+      ],
+      [
+        'stored exactly once',
+        `${ok200.length - verify.missing}/${ok200.length} answered 200 (${verify.rows} rows; ${unanswered.length} cut off at the end, ${verify.extraUnanswered} of them stored)`,
+      ],
       ['status changes', `${verify.totalChanges} stored, ${publishedTotal} published, ${verify.unpublished} unpublished`],
-      ['CPU (cores)', `service ${cpu.service}, generator ${cpu.generator}, postgres ${cpu.postgres}, redis ${cpu.redis}, other ${cpu.other}; machine ${cpu.machineBusyPct} % busy`],
+      [
+        'CPU (cores)',
+        `service ${cpu.service}, generator ${cpu.generator}, postgres ${cpu.postgres}, redis ${cpu.redis}, other ${cpu.other}; machine ${cpu.machineBusyPct} % busy`,
+      ],
       ['RSS before/after', `${mb(before.rss)} / ${mb(after.rss)}`],
       ['heap used before/after', `${mb(before.heapUsed)} / ${mb(after.heapUsed)}`],
       ['body size', `${kb(pool.reduce((a, p) => a + p.body.length, 0) / pool.length)} mean`],

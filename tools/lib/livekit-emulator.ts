@@ -116,7 +116,10 @@ export function buildEvent(type: EventType | string, room: RoomInstance, opts: {
       inputType: IngressInput.RTMP_INPUT,
       roomName: room.name,
       participantIdentity: 'ingress',
-      state: new IngressState({ status: type === 'ingress_ended' ? IngressState_Status.ENDPOINT_INACTIVE : IngressState_Status.ENDPOINT_PUBLISHING, roomId: room.sid }),
+      state: new IngressState({
+        status: type === 'ingress_ended' ? IngressState_Status.ENDPOINT_INACTIVE : IngressState_Status.ENDPOINT_PUBLISHING,
+        roomId: room.sid,
+      }),
     });
   } else {
     event.room = protoRoom(room);
@@ -135,7 +138,9 @@ export function encodeEvent(event: WebhookEvent, style: BodyStyle = 'compact'): 
 function stringifySpaced(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(stringifySpaced).join(', ')}]`;
   if (value !== null && typeof value === 'object') {
-    return `{${Object.entries(value).map(([k, v]) => `${JSON.stringify(k)}:${stringifySpaced(v)}`).join(', ')}}`;
+    return `{${Object.entries(value)
+      .map(([k, v]) => `${JSON.stringify(k)}:${stringifySpaced(v)}`)
+      .join(', ')}}`;
   }
   return JSON.stringify(value);
 }
