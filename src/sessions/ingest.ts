@@ -91,7 +91,9 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
 async function lockSession(trx: Transaction<Database>, event: IncomingEvent, autoCreate: boolean): Promise<SessionRow | undefined> {
   const roomName = event.roomName!;
   const found = await findByRoomName(trx, roomName, { forUpdate: true });
-  if (found || !autoCreate || event.type !== 'room_started') return found;
+  // A room_finished that overtook its room_started creates the session too (it ends STOPPED on that
+  // instance), so the late room_started is stale: the outcome must not depend on arrival order.
+  if (found || !autoCreate) return found;
   await createSession(trx, { roomName, title: null });
   return findByRoomName(trx, roomName, { forUpdate: true });
 }
