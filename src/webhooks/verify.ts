@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { WebhookEvent } from '@livekit/protocol';
 import { createLiveKitTokenVerifier, TokenRejected, type VerifiedClaims } from '../livekit/jwt.js';
 import type { IncomingEvent } from '../sessions/ingest.js';
+import { idProblem, roomNameProblem, timeProblem } from '../sessions/limits.js';
 import { WebhookError } from './envelope.js';
 
 /** LiveKit signs webhooks with 5-minute tokens; anything much longer-lived is not LiveKit's. */
@@ -64,19 +65,31 @@ function parseEvent(rawBody: Buffer, bodyHash: Buffer): IncomingEvent {
   }
   if (!event.event) throw new WebhookError(400, 'E_WEBHOOK_MISSING_EVENT_TYPE', 'Webhook event has no "event" type');
 
-  const createdAtSeconds = Number(event.createdAt);
+  const createdAtMs = Number(event.createdAt) * 1000;
   const room = event.room;
+  const roomCreatedMs = Number(room?.creationTimeMs) || Number(room?.creationTime) * 1000;
+  // Everything stored must fit its column: a signed event that cannot be stored is refused (400, final), not retried as a 500.
+  const problems = [
+    field('id', event.id, idProblem),
+    field('event', event.event, idProblem),
+    field('createdAt', createdAtMs, timeProblem),
+    room?.name ? field('room.name', room.name, roomNameProblem) : null,
+    room?.name ? field('room.sid', room.sid, idProblem) : null,
+    room?.name ? field('room.creationTime', roomCreatedMs, timeProblem) : null,
+  ].filter((p) => p !== null);
+  if (problems.length > 0) throw new WebhookError(400, 'E_WEBHOOK_INVALID_PAYLOAD', `Webhook event cannot be stored: ${problems.join('; ')}`);
+
   return {
     // LiveKit always sends an id; without one, retries of the same body still dedupe by its hash.
     id: event.id || `sha256:${bodyHash.toString('hex')}`,
     type: event.event,
     roomName: room?.name || null,
-    room: room?.name
-      ? {
-          sid: room.sid,
-          createdMs: Number(room.creationTimeMs) || Number(room.creationTime) * 1000 || createdAtSeconds * 1000 || 0,
-        }
-      : null,
-    createdAt: createdAtSeconds > 0 ? new Date(createdAtSeconds * 1000) : null,
+    room: room?.name ? { sid: room.sid, createdMs: roomCreatedMs || createdAtMs || 0 } : null,
+    createdAt: createdAtMs > 0 ? new Date(createdAtMs) : null,
   };
+}
+
+function field<T>(name: string, value: T, problem: (v: T) => string | null): string | null {
+  const p = problem(value);
+  return p === null ? null : `${name} ${p}`;
 }
