@@ -48,12 +48,12 @@ describe('one embedded PGlite folder, two processes', () => {
 
     svc = await startServiceProcess({ schema: 'public', prefix: `lock-${process.pid}:`, env });
     const holderPid = svc.child.pid!;
-    expect(existsSync(`${dataDir}.lock`)).toBe(true);
 
     const migrate = await runMigrate();
     expect(migrate.code, migrate.output).not.toBe(0);
     expect(migrate.output).toContain(dataDir);
     expect(migrate.output).toContain(`process ${holderPid}`);
+    expect(existsSync(`${dataDir}.lock`)).toBe(true);
 
     const second = await startServiceProcess({ schema: 'public', prefix: `lock2-${process.pid}:`, env }).then(
       async (s) => {
