@@ -11,12 +11,12 @@ import type { Client as SseClient } from 'graphql-sse';
 import type { Client as WsClient } from 'graphql-ws';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildEvent, encodeEvent, newRoomInstance, postWebhook, sendEvent, signBody, type RoomInstance } from '../tools/lib/livekit-emulator.js';
+import { buildEvent, encodeEvent, newRoomInstance, postWebhook, sendEvent, signBody, type RoomInstance } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { availableBackends, dropSchema, TEST_REDIS_URL, uniqueName } from './support/backends.js';
-import { adminToken, createSession, mintToken } from './support/graphql.js';
-import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
-import { sseClient, wsClient } from './support/clients.js';
+import { availableBackends, dropSchema, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
+import { adminToken, createSession, mintToken } from '../tools/kit/graphql.js';
+import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
+import { sseClient, wsClient } from '../tools/kit/clients.js';
 
 type Result = { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> };
 type Received = { at: number; result: Result };

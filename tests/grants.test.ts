@@ -6,11 +6,11 @@
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DEV_CREDENTIALS, newRoomInstance, sendEvent } from '../tools/lib/livekit-emulator.js';
+import { DEV_CREDENTIALS, newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { availableBackends, TEST_REDIS_URL } from './support/backends.js';
-import { adminToken, createSession, gql, mintToken } from './support/graphql.js';
-import { sseClient, wsClient } from './support/clients.js';
+import { availableBackends, TEST_REDIS_URL } from '../tools/kit/backends.js';
+import { adminToken, createSession, gql, mintToken } from '../tools/kit/graphql.js';
+import { sseClient, wsClient } from '../tools/kit/clients.js';
 
 type Result = { data?: any; errors?: Array<{ message: string; path?: Array<string | number>; extensions?: { code?: string } }> };
 /** What one operation produced: the first result, or (WebSocket) the close code that ended the connection. */

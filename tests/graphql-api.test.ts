@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { printedSchema } from '../src/graphql/schema.js';
-import { newRoomInstance, sendEvent } from '../tools/lib/livekit-emulator.js';
+import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { adminToken, createSession, errorCodes, gql } from './support/graphql.js';
-import { sseClient, wsClient } from './support/clients.js';
+import { adminToken, createSession, errorCodes, gql } from '../tools/kit/graphql.js';
+import { sseClient, wsClient } from '../tools/kit/clients.js';
 
 let t: TestApp;
 let token: string;

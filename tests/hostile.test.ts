@@ -13,11 +13,11 @@ import { connect } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { buildEvent, bodySha256, encodeEvent, newRoomInstance, postWebhook, sendEvent, signBody } from '../tools/lib/livekit-emulator.js';
+import { buildEvent, bodySha256, encodeEvent, newRoomInstance, postWebhook, sendEvent, signBody } from '../tools/kit/livekit-emulator.js';
 import { startTestApp } from './support/app.js';
-import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from './support/backends.js';
-import { adminToken, createSession, gql, mintToken } from './support/graphql.js';
-import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../tools/kit/backends.js';
+import { adminToken, createSession, gql, mintToken } from '../tools/kit/graphql.js';
+import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
 
 const WEBHOOK = '/api/v1/webhooks/livekit';
 const SQLISH = `alpha'; DROP TABLE sessions; --`;

@@ -13,9 +13,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { SessionStatus } from '../src/db/types.js';
 import { decide, type SessionState } from '../src/sessions/status.js';
-import { buildEvent, encodeEvent, postWebhook, signBody, type EventType, type RoomInstance } from '../tools/lib/livekit-emulator.js';
+import { buildEvent, encodeEvent, postWebhook, signBody, type EventType, type RoomInstance } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { adminToken } from './support/graphql.js';
+import { adminToken } from '../tools/kit/graphql.js';
 
 /** Cases per run; they go in fast-check runs of BATCH cases delivered side by side (different rooms). */
 const NUM_CASES = Number(process.env.ORDERING_CASES ?? 200);

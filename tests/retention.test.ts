@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { pruneOldRecords } from '../src/sessions/retention.js';
-import { newRoomInstance, sendEvent } from '../tools/lib/livekit-emulator.js';
+import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { adminToken, createSession } from './support/graphql.js';
+import { adminToken, createSession } from '../tools/kit/graphql.js';
 
 let t: TestApp;
 beforeAll(async () => {

@@ -1,8 +1,8 @@
 import { AccessToken } from 'livekit-server-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bodySha256, buildEvent, encodeEvent, newEventId, newRoomInstance, postWebhook, sendEvent, signBody } from '../tools/lib/livekit-emulator.js';
+import { bodySha256, buildEvent, encodeEvent, newEventId, newRoomInstance, postWebhook, sendEvent, signBody } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { adminToken, createSession } from './support/graphql.js';
+import { adminToken, createSession } from '../tools/kit/graphql.js';
 
 let t: TestApp;
 let token: string;

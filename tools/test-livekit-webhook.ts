@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { AccessToken } from 'livekit-server-sdk';
 import { ConfigError, loadConfig } from '../src/config.js';
-import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody, type EventType } from './lib/livekit-emulator.js';
+import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody, type EventType } from './kit/livekit-emulator.js';
 
 const { values } = parseArgs({ options: { url: { type: 'string' }, room: { type: 'string' } } });
 

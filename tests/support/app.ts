@@ -1,7 +1,7 @@
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { createLogger } from '../../src/logger.js';
-import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from './backends.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from '../../tools/kit/backends.js';
 
 export type TestApp = { app: App; url: string; schema: string; prefix: string; stop(): Promise<void> };
 

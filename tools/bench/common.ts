@@ -10,12 +10,13 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import type { VideoGrant } from 'livekit-server-sdk';
-import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../../tests/support/backends.js';
-import { mintToken } from '../../tests/support/graphql.js';
-import { startServiceProcess, type ServiceProcess } from '../../tests/support/service-process.js';
-import type { Credentials } from '../lib/livekit-emulator.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../kit/backends.js';
+import { mintToken } from '../kit/graphql.js';
+import { startServiceProcess, type ServiceProcess } from '../kit/service-process.js';
+import { sleep } from '../kit/async.js';
+import type { Credentials } from '../kit/livekit-emulator.js';
 
-export const WEBHOOK_PATH = '/api/v1/webhooks/livekit';
+export { WEBHOOK_PATH } from '../../src/webhooks/route.js';
 
 /** Per-run credentials: production mode refuses the development key. */
 export const BENCH_CREDENTIALS: Credentials = { apiKey: 'APIbench', apiSecret: randomBytes(24).toString('base64url') };
@@ -113,18 +114,6 @@ export async function startService(ns: { schema: string; prefix: string }, opts:
       await sleep(300);
     },
   };
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/** Waits (bounded) until `check` is true; returns whether it became true. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, stepMs = 50): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await sleep(stepMs);
-  }
-  return check();
 }
 
 /** Unlabelled metric values by name; labelled series are summed per name. */
@@ -232,23 +221,9 @@ export function printTable(title: string, rows: Array<[string, string | number]>
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]!, i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
-/** A short-lived Postgres client on the bench schema, for verification queries. */
-export async function withDatabase<T>(schema: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema}` });
+/** A short-lived Postgres client on the bench schema (of the bench database by default), for verification queries. */
+export async function withDatabase<T>(schema: string, fn: (client: pg.Client) => Promise<T>, url = TEST_DATABASE_URL): Promise<T> {
+  const client = new pg.Client({ connectionString: url, options: `-c search_path=${schema}` });
   await client.connect();
   try {
     return await fn(client);

@@ -8,15 +8,15 @@
 import { createClient as createSseClient, type Client as SseClient } from 'graphql-sse';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { buildEvent, encodeEvent, newRoomInstance, signBody, type RoomInstance } from '../lib/livekit-emulator.js';
-import { createSession } from '../../tests/support/graphql.js';
+import { buildEvent, encodeEvent, newRoomInstance, signBody, type RoomInstance } from '../kit/livekit-emulator.js';
+import { createSession } from '../kit/graphql.js';
+import { mapLimit, waitFor } from '../kit/async.js';
 import {
   adminBenchToken,
   BENCH_CREDENTIALS,
   benchToken,
   cpuBetween,
   cpuSnapshot,
-  mapLimit,
   memoryOf,
   mb,
   ms,
@@ -25,7 +25,6 @@ import {
   readMetrics,
   round,
   startService,
-  waitFor,
   WEBHOOK_PATH,
   withServiceLogs,
   type BenchResult,

@@ -15,24 +15,22 @@
 import { Redis } from 'ioredis';
 import { createClient as createWsClient, type Client as WsClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { TEST_REDIS_URL } from '../../tests/support/backends.js';
-import { createSession } from '../../tests/support/graphql.js';
+import { TEST_REDIS_URL } from '../kit/backends.js';
+import { createSession } from '../kit/graphql.js';
 import type { SessionRow } from '../../src/db/types.js';
 import { channelName } from '../../src/realtime/bus.js';
 import { encodeChange } from '../../src/sessions/change.js';
+import { mapLimit, sleep, waitFor } from '../kit/async.js';
 import {
   adminBenchToken,
   benchToken,
   kb,
-  mapLimit,
   mb,
   memoryOf,
   newNamespace,
   readMetrics,
   round,
-  sleep,
   startService,
-  waitFor,
   withDatabase,
   withServiceLogs,
   type BenchResult,

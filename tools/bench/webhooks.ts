@@ -6,15 +6,16 @@
  * outcome the response announced.
  */
 import autocannon from 'autocannon';
-import { buildEvent, encodeEvent, newRoomInstance, signBody, type RoomInstance } from '../lib/livekit-emulator.js';
-import { createSession } from '../../tests/support/graphql.js';
+import type pg from 'pg';
+import { buildEvent, encodeEvent, newRoomInstance, signBody, type RoomInstance } from '../kit/livekit-emulator.js';
+import { createSession } from '../kit/graphql.js';
+import { mapLimit, sleep } from '../kit/async.js';
 import {
   adminBenchToken,
   BENCH_CREDENTIALS,
   cpuBetween,
   cpuSnapshot,
   kb,
-  mapLimit,
   mb,
   memoryOf,
   ms,
@@ -22,7 +23,6 @@ import {
   pgRoundTripMs,
   readMetrics,
   round,
-  sleep,
   startService,
   WEBHOOK_PATH,
   withDatabase,
@@ -43,7 +43,7 @@ export type WebhookBenchOptions = {
 
 export const WEBHOOK_DEFAULTS: Omit<WebhookBenchOptions, 'service'> = { durationS: 15, warmupS: 2, connections: 32, sessions: 200, poolSize: 0 };
 
-type PoolItem = {
+export type PoolItem = {
   id: string;
   type: string;
   roomName: string;
@@ -57,10 +57,10 @@ type PoolItem = {
   action?: string;
 };
 
-type Planned = { type: string; identity?: string };
+export type Planned = { type: string; identity?: string };
 
 /** One room instance as LiveKit reports it: start, people join and publish, leave, finish. */
-function lifecycle(): Planned[] {
+export function lifecycle(): Planned[] {
   const people = Array.from({ length: 1 + Math.floor(Math.random() * 4) }, (_, i) => `user-${i}`);
   const out: Planned[] = [{ type: 'room_started' }];
   for (const identity of people)
@@ -79,7 +79,13 @@ type RoomState = { name: string; tracked: boolean; instances: number; current?: 
  * Interleaves room lifecycles round-robin so consecutive events of one room sit far apart in the pool
  * (they arrive in order even with many connections), then signs every body.
  */
-async function buildPool(roomNames: string[], untracked: string[], size: number): Promise<PoolItem[]> {
+export async function buildPool(
+  roomNames: string[],
+  untracked: string[],
+  size: number,
+  plan: () => Planned[] = lifecycle,
+  retryShare = 0.01,
+): Promise<PoolItem[]> {
   const baseMs = Date.now() - 3_600_000;
   const rooms: RoomState[] = [
     ...roomNames.map((name) => ({ name, tracked: true, instances: 0, queue: [] })),
@@ -97,7 +103,7 @@ async function buildPool(roomNames: string[], untracked: string[], size: number)
     const room = rooms[i]!;
     if (room.queue.length === 0) {
       room.current = newRoomInstance(room.name, baseMs + ++room.instances * 1000);
-      room.queue = lifecycle();
+      room.queue = plan();
     }
     const planned = room.queue.shift()!;
     const event = buildEvent(planned.type, room.current!, { identity: planned.identity });
@@ -114,7 +120,7 @@ async function buildPool(roomNames: string[], untracked: string[], size: number)
     };
     pool.push(item);
     unsigned.push({ item, body });
-    if (Math.random() < 0.01) retries.push({ at: pool.length + 500 + Math.floor(Math.random() * 500), of: item });
+    if (Math.random() < retryShare) retries.push({ at: pool.length + 500 + Math.floor(Math.random() * 500), of: item });
   }
   for (let i = 0; i < unsigned.length; i += 2000) {
     await Promise.all(unsigned.slice(i, i + 2000).map(async (u) => (u.item.auth = await signBody(u.body, BENCH_CREDENTIALS))));
@@ -125,9 +131,17 @@ async function buildPool(roomNames: string[], untracked: string[], size: number)
   return pool;
 }
 
-type Driver = { next: number; replays: number; replayAnswers: Map<string, number>; bodies: number };
+export type Driver = { next: number; replays: number; replayAnswers: Map<string, number>; bodies: number };
 
-async function drive(url: string, pool: PoolItem[], driver: Driver, durationS: number, connections: number): Promise<autocannon.Result> {
+/** Sends the pool (in order, shared across calls through `driver`) with autocannon; each answer is noted on its item. */
+export async function drive(
+  url: string,
+  pool: PoolItem[],
+  driver: Driver,
+  durationS: number,
+  connections: number,
+  path = WEBHOOK_PATH,
+): Promise<autocannon.Result> {
   return autocannon({
     url,
     connections,
@@ -137,7 +151,7 @@ async function drive(url: string, pool: PoolItem[], driver: Driver, durationS: n
     requests: [
       {
         method: 'POST',
-        path: WEBHOOK_PATH,
+        path,
         setupRequest: (req, context) => {
           const item = pool[driver.next++ % pool.length]!;
           const ctx = context as { item?: PoolItem; replay?: boolean };
@@ -148,7 +162,7 @@ async function drive(url: string, pool: PoolItem[], driver: Driver, durationS: n
           return {
             ...req,
             method: 'POST',
-            path: WEBHOOK_PATH,
+            path,
             headers: { 'Content-Type': 'application/webhook+json', Authorization: item.auth },
             body: item.body,
           };
@@ -215,59 +229,15 @@ export async function runWebhookBench(opts: WebhookBenchOptions): Promise<BenchR
 
     if (driver.next > pool.length) problems.push(`pool of ${pool.length} exhausted: ${driver.replays} requests were replays (raise --pool)`);
 
-    // Verification against the database.
-    const sent = pool.filter((p) => p.sends > 0);
-    const fresh = sent.filter((p) => !p.retry);
-    const answered = fresh.filter((p) => p.status !== undefined);
-    const ok200 = answered.filter((p) => p.status === 200);
-    const unanswered = fresh.filter((p) => p.status === undefined);
-    const retriesAnswered = sent.filter((p) => p.retry && p.status !== undefined);
-    const verify = await withDatabase(ns.schema, async (db) => {
-      const events = await db.query<{ id: string; outcome: string }>('select id, outcome from webhook_events');
-      const stored = new Map(events.rows.map((r) => [r.id, r.outcome]));
-      const sentIds = new Set(sent.map((p) => p.id));
-      const missing = ok200.filter((p) => !stored.has(p.id));
-      const outcomeMismatch = ok200.filter((p) => stored.has(p.id) && !p.retry && stored.get(p.id) !== p.action);
-      const phantom = [...stored.keys()].filter((id) => !sentIds.has(id));
-      const extraUnanswered = unanswered.filter((p) => stored.has(p.id)).length;
-      const sessions = await db.query<{ id: string; version: number; changes: string; updated: string; unpublished: string }>(
-        `select s.id, s.version,
-           (select count(*) from session_changes c where c.session_id = s.id) as changes,
-           (select count(*) from webhook_events e where e.session_id = s.id and e.outcome = 'status_updated') as updated,
-           (select count(*) from session_changes c where c.session_id = s.id and c.published_at is null) as unpublished
-         from sessions s`,
-      );
-      const badVersions = sessions.rows.filter((r) => r.version - 1 !== Number(r.changes) || Number(r.changes) !== Number(r.updated));
-      const totalChanges = sessions.rows.reduce((a, r) => a + Number(r.changes), 0);
-      const unpublished = sessions.rows.reduce((a, r) => a + Number(r.unpublished), 0);
-      return {
-        rows: stored.size,
-        missing: missing.length,
-        outcomeMismatch: outcomeMismatch.length,
-        phantom: phantom.length,
-        extraUnanswered,
-        badVersions: badVersions.length,
-        totalChanges,
-        unpublished,
-      };
-    });
-
-    const non200 = answered.filter((p) => p.status !== 200);
-    const actions = countBy(answered, (p) => p.action ?? '?');
-    const retryActions = countBy(retriesAnswered, (p) => p.action ?? '?');
-    const statusUpdated = actions.status_updated ?? 0;
-    if (verify.missing > 0) problems.push(`${verify.missing} requests answered 200 are not stored`);
-    if (verify.outcomeMismatch > 0) problems.push(`${verify.outcomeMismatch} stored outcomes differ from the answered action`);
-    if (verify.phantom > 0) problems.push(`${verify.phantom} stored events were never sent`);
-    if (verify.badVersions > 0) problems.push(`${verify.badVersions} sessions whose version does not match their change history`);
-    if (verify.totalChanges < statusUpdated || verify.totalChanges > statusUpdated + unanswered.length) {
-      problems.push(`${verify.totalChanges} session changes stored for ${statusUpdated} status_updated answers`);
-    }
-    if (verify.unpublished > 0) problems.push(`${verify.unpublished} committed changes not marked published 1.5 s after the run`);
-    if (publishedTotal !== verify.totalChanges) problems.push(`published ${publishedTotal} changes, stored ${verify.totalChanges}`);
-    if (non200.length > 0) problems.push(`${non200.length} non-200 answers: ${JSON.stringify(countBy(non200, (p) => `${p.status} ${p.action}`))}`);
-    const retryNotDuplicate = retriesAnswered.filter((p) => p.action !== 'duplicate').length;
-    if (retryNotDuplicate > 0) problems.push(`${retryNotDuplicate} retries were not answered as duplicates`);
+    const {
+      verify,
+      ok200,
+      unanswered,
+      actions,
+      retryActions,
+      problems: stored,
+    } = await withDatabase(ns.schema, (db) => checkExactlyOnce(db, pool, publishedTotal));
+    problems.push(...stored);
     if (result.errors > 0 || result.timeouts > 0) problems.push(`${result.errors} connection errors, ${result.timeouts} timeouts`);
 
     const runRequests = result.requests.total;
@@ -341,6 +311,68 @@ export async function runWebhookBench(opts: WebhookBenchOptions): Promise<BenchR
     await service.stop();
     await ns.drop();
   }
+}
+
+/**
+ * Our exactly-once checks against the database after a run: every request answered 200 is stored once
+ * with the outcome the response announced, nothing stored was never sent, each session's version
+ * matches its change history, every change was published and marked so, every retry was a duplicate.
+ */
+export async function checkExactlyOnce(db: pg.Client, pool: PoolItem[], publishedTotal: number) {
+  const problems: string[] = [];
+  const sent = pool.filter((p) => p.sends > 0);
+  const fresh = sent.filter((p) => !p.retry);
+  const answered = fresh.filter((p) => p.status !== undefined);
+  const ok200 = answered.filter((p) => p.status === 200);
+  const unanswered = fresh.filter((p) => p.status === undefined);
+  const retriesAnswered = sent.filter((p) => p.retry && p.status !== undefined);
+  const verify = await (async () => {
+    const events = await db.query<{ id: string; outcome: string }>('select id, outcome from webhook_events');
+    const stored = new Map(events.rows.map((r) => [r.id, r.outcome]));
+    const sentIds = new Set(sent.map((p) => p.id));
+    const missing = ok200.filter((p) => !stored.has(p.id));
+    const outcomeMismatch = ok200.filter((p) => stored.has(p.id) && !p.retry && stored.get(p.id) !== p.action);
+    const phantom = [...stored.keys()].filter((id) => !sentIds.has(id));
+    const extraUnanswered = unanswered.filter((p) => stored.has(p.id)).length;
+    const sessions = await db.query<{ id: string; version: number; changes: string; updated: string; unpublished: string }>(
+      `select s.id, s.version,
+         (select count(*) from session_changes c where c.session_id = s.id) as changes,
+         (select count(*) from webhook_events e where e.session_id = s.id and e.outcome = 'status_updated') as updated,
+         (select count(*) from session_changes c where c.session_id = s.id and c.published_at is null) as unpublished
+       from sessions s`,
+    );
+    const badVersions = sessions.rows.filter((r) => r.version - 1 !== Number(r.changes) || Number(r.changes) !== Number(r.updated));
+    const totalChanges = sessions.rows.reduce((a, r) => a + Number(r.changes), 0);
+    const unpublished = sessions.rows.reduce((a, r) => a + Number(r.unpublished), 0);
+    return {
+      rows: stored.size,
+      missing: missing.length,
+      outcomeMismatch: outcomeMismatch.length,
+      phantom: phantom.length,
+      extraUnanswered,
+      badVersions: badVersions.length,
+      totalChanges,
+      unpublished,
+    };
+  })();
+
+  const non200 = answered.filter((p) => p.status !== 200);
+  const actions = countBy(answered, (p) => p.action ?? '?');
+  const retryActions = countBy(retriesAnswered, (p) => p.action ?? '?');
+  const statusUpdated = actions.status_updated ?? 0;
+  if (verify.missing > 0) problems.push(`${verify.missing} requests answered 200 are not stored`);
+  if (verify.outcomeMismatch > 0) problems.push(`${verify.outcomeMismatch} stored outcomes differ from the answered action`);
+  if (verify.phantom > 0) problems.push(`${verify.phantom} stored events were never sent`);
+  if (verify.badVersions > 0) problems.push(`${verify.badVersions} sessions whose version does not match their change history`);
+  if (verify.totalChanges < statusUpdated || verify.totalChanges > statusUpdated + unanswered.length) {
+    problems.push(`${verify.totalChanges} session changes stored for ${statusUpdated} status_updated answers`);
+  }
+  if (verify.unpublished > 0) problems.push(`${verify.unpublished} committed changes not marked published 1.5 s after the run`);
+  if (publishedTotal !== verify.totalChanges) problems.push(`published ${publishedTotal} changes, stored ${verify.totalChanges}`);
+  if (non200.length > 0) problems.push(`${non200.length} non-200 answers: ${JSON.stringify(countBy(non200, (p) => `${p.status} ${p.action}`))}`);
+  const retryNotDuplicate = retriesAnswered.filter((p) => p.action !== 'duplicate').length;
+  if (retryNotDuplicate > 0) problems.push(`${retryNotDuplicate} retries were not answered as duplicates`);
+  return { problems, verify: { ...verify, unanswered: unanswered.length }, ok200, unanswered, answered, actions, retryActions };
 }
 
 function countBy<T>(items: T[], key: (item: T) => string): Record<string, number> {

@@ -1,5 +1,6 @@
 import { AccessToken, type VideoGrant } from 'livekit-server-sdk';
-import { DEV_CREDENTIALS } from '../../tools/lib/livekit-emulator.js';
+import { GRAPHQL_PATH } from '../../src/graphql/server.js';
+import { DEV_CREDENTIALS } from './livekit-emulator.js';
 
 /** A LiveKit access token as a LiveKit app would mint it for its frontend. */
 export async function mintToken(grant: VideoGrant, opts: { identity?: string; ttl?: string | number; secret?: string; apiKey?: string } = {}): Promise<string> {
@@ -19,7 +20,7 @@ export type GqlResponse = { status: number; body: { data?: any; errors?: Array<{
 export async function gql(url: string, query: string, variables: Record<string, unknown> = {}, token?: string | null): Promise<GqlResponse> {
   const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/graphql-response+json, application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;
-  const res = await fetch(`${url}/graphql`, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
+  const res = await fetch(`${url}${GRAPHQL_PATH}`, { method: 'POST', headers, body: JSON.stringify({ query, variables }) });
   return { status: res.status, body: (await res.json()) as GqlResponse['body'] };
 }
 

@@ -10,7 +10,8 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { ListRoomsRequest, ListRoomsResponse } from '@livekit/protocol';
 import { jwtVerify } from 'jose';
-import { DEV_CREDENTIALS, protoRoom, type Credentials, type RoomInstance } from '../../tools/lib/livekit-emulator.js';
+import { sleep } from './async.js';
+import { DEV_CREDENTIALS, protoRoom, type Credentials, type RoomInstance } from './livekit-emulator.js';
 
 export const LIST_ROOMS_PATH = '/twirp/livekit.RoomService/ListRooms';
 
@@ -62,7 +63,7 @@ export async function startRoomServiceStandIn(opts: { creds?: Credentials; rooms
     inProgress++;
     maxConcurrent = Math.max(maxConcurrent, inProgress);
     try {
-      if (standIn.delayMs > 0) await new Promise((r) => setTimeout(r, standIn.delayMs));
+      if (standIn.delayMs > 0) await sleep(standIn.delayMs);
       const wanted = request.names.length > 0 ? new Set(request.names) : null;
       const rooms = standIn.rooms.filter((r) => !wanted || wanted.has(r.name)).map((room) => protoRoom(room, 1));
       calls++;

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { Redis } from 'ioredis';
+import { sleep } from './async.js';
 import { freePort } from './service-process.js';
 
 export type PrivateRedis = {
@@ -30,7 +31,7 @@ export async function startPrivateRedis(): Promise<PrivateRedis> {
       if (proc.exitCode !== null) throw new Error(`redis-server on port ${port} exited with ${proc.exitCode}`);
       if (await answersPing(url)) return;
       if (Date.now() > deadline) throw new Error(`redis-server on port ${port} not answering within 10 s`);
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   };
 

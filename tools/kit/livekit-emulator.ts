@@ -26,9 +26,11 @@ import {
   WebhookEvent,
 } from '@livekit/protocol';
 import { AccessToken } from 'livekit-server-sdk';
+import { DEV_API_KEY, DEV_API_SECRET } from '../../src/config.js';
+import { WEBHOOK_PATH } from '../../src/webhooks/route.js';
 
 export type Credentials = { apiKey: string; apiSecret: string };
-export const DEV_CREDENTIALS: Credentials = { apiKey: 'devkey', apiSecret: 'secret' };
+export const DEV_CREDENTIALS: Credentials = { apiKey: DEV_API_KEY, apiSecret: DEV_API_SECRET };
 
 const ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789';
 /** LiveKit's short ids: a prefix and 12 base57 characters. */
@@ -166,7 +168,7 @@ export async function postWebhook(
   const headers: Record<string, string> = { 'Content-Type': opts.contentType ?? 'application/webhook+json', ...opts.headers };
   if (authorization !== undefined) headers.Authorization = authorization;
   const payload = typeof body === 'string' ? body : new Uint8Array(body);
-  const res = await fetch(`${baseUrl}/api/v1/webhooks/livekit`, { method: opts.method ?? 'POST', headers, body: opts.method === 'GET' ? undefined : payload });
+  const res = await fetch(`${baseUrl}${WEBHOOK_PATH}`, { method: opts.method ?? 'POST', headers, body: opts.method === 'GET' ? undefined : payload });
   const text = await res.text();
   let json: unknown;
   try {
