@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_ID_LENGTH, MAX_ROOM_NAME_LENGTH } from '../src/sessions/limits.js';
-import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody } from '../tools/lib/livekit-emulator.js';
+import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
 
 let t: TestApp;

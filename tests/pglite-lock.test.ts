@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
+import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const parent = mkdtempSync(join(tmpdir(), 'lkss-lock-'));
