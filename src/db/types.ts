@@ -1,4 +1,5 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { LiveState } from '../sessions/live-state.js';
 
 export type SessionStatus = 'READY' | 'LIVE' | 'STOPPED';
 
@@ -21,6 +22,8 @@ export interface SessionsTable {
   stopped_at: Date | null;
   created_at: CreatedAt;
   updated_at: UpdatedAt;
+  /** Participants, tracks, egresses and ingresses per room instance (see sessions/live-state.ts). */
+  live_state: ColumnType<LiveState, string | undefined, string>;
 }
 
 export interface WebhookEventsTable {
@@ -34,6 +37,11 @@ export interface WebhookEventsTable {
   received_at: CreatedAt;
   outcome: string;
   session_id: string | null;
+  participant_identity: string | null;
+  track_sid: string | null;
+  egress_id: string | null;
+  /** Arrival order. */
+  seq: ColumnType<string, never, never>;
 }
 
 /** One row per status change: the history a subscriber catches up from, and the outbox for publishing. */

@@ -1,6 +1,6 @@
 import type { SessionChange } from '../sessions/change.js';
 import { findById, findByRoomName } from '../sessions/repo.js';
-import { watchAllSessions, watchSession } from '../realtime/session-stream.js';
+import { statusChangesOnly, watchAllSessions, watchSession } from '../realtime/session-stream.js';
 import { assertAuthenticated, assertCanList, assertCanReadRoom } from './auth.js';
 import { builder } from './builder.js';
 import { userError } from './errors.js';
@@ -25,13 +25,13 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
   t.field({
     type: SessionStatusChangeRef,
     description:
-      'One session (by id or roomName): its current state first, then every change in version order (a client more than 64 changes behind skips the oldest). Neither: every session.',
+      'One session (by id or roomName): its current state first, then every status change in version order (a client more than 64 changes behind skips the oldest). Neither: every session. Versions increase but may skip the numbers of participant, track, egress and ingress changes (see sessionUpdated).',
     args: { id: t.arg.id(), roomName: t.arg.string() },
     // Permission is checked once, here, when the subscription starts.
     subscribe: async (_root, args, ctx) => {
       if (args.id == null && args.roomName == null) {
         assertCanList(ctx.viewer);
-        return watchAllSessions(ctx, [ctx.signal, ctx.shutdown]);
+        return watchAllSessions(ctx, [ctx.signal, ctx.shutdown], statusChangesOnly);
       }
       assertAuthenticated(ctx.viewer);
       let session;
@@ -47,7 +47,7 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
         if (session) assertCanReadRoom(ctx.viewer, session.room_name);
       }
       if (!session) throw userError('NOT_FOUND', 'No session for that ' + (args.roomName != null ? 'room' : 'id'));
-      return watchSession(ctx, session, [ctx.signal, ctx.shutdown]);
+      return watchSession(ctx, session, [ctx.signal, ctx.shutdown], statusChangesOnly);
     },
     resolve: (change) => change,
   }),

@@ -14,6 +14,10 @@ import type { ChangeBus } from './bus.js';
 const BUFFER_SIZE = 64;
 
 export type StreamDeps = { db: Db; bus: ChangeBus; logger: Logger };
+/** Which changes a stream passes on (the snapshot always goes first); versions it skips still count as seen. */
+export type ChangeFilter = (change: SessionChange) => boolean;
+/** Only status changes: participant, track, egress and ingress changes keep the status (previous = current). */
+export const statusChangesOnly: ChangeFilter = (change) => change.previousStatus !== change.session.status;
 /** A stream ends when any of these aborts (the client left, the server stops). */
 export type EndSignals = readonly (AbortSignal | undefined)[];
 
@@ -35,7 +39,7 @@ function stopOnAbort(signals: EndSignals, stop: () => void): () => void {
  * sent is dropped, a version gap is filled from `session_changes`, and a broker reconnect re-reads
  * what was missed meanwhile.
  */
-export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSignals = []): AsyncIterableIterator<SessionChange> {
+export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSignals = [], only?: ChangeFilter): AsyncIterableIterator<SessionChange> {
   const { db, bus, logger } = deps;
   return new Repeater<SessionChange>(async (push, stop) => {
     let lastVersion = 0;
@@ -50,6 +54,7 @@ export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSi
     };
     const emit = (change: SessionChange) => {
       lastVersion = change.session.version;
+      if (only && change.eventType !== 'snapshot' && !only(change)) return;
       void push(change).catch(() => {});
     };
     const catchUp = async (upto?: number) => {
@@ -79,7 +84,7 @@ export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSi
 }
 
 /** Every session's changes, newest version per session only, as they happen (no snapshot). */
-export function watchAllSessions(deps: StreamDeps, endOn: EndSignals = []): AsyncIterableIterator<SessionChange> {
+export function watchAllSessions(deps: StreamDeps, endOn: EndSignals = [], only?: ChangeFilter): AsyncIterableIterator<SessionChange> {
   const { bus } = deps;
   return new Repeater<SessionChange>(
     async (push, stop) => {
@@ -88,6 +93,7 @@ export function watchAllSessions(deps: StreamDeps, endOn: EndSignals = []): Asyn
         const last = lastVersions.get(change.session.id) ?? 0;
         if (change.session.version <= last) return;
         lastVersions.set(change.session.id, change.session.version);
+        if (only && !only(change)) return;
         void push(change).catch(() => {});
       });
       const stopListening = stopOnAbort(endOn, stop);

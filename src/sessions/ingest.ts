@@ -1,6 +1,8 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, SessionRow, SessionStatus } from '../db/types.js';
 import type { SessionChange } from './change.js';
+import { recordLiveChange, saveLiveState } from './live-repo.js';
+import { applyLiveEvent, sameView, type LiveEvent } from './live-state.js';
 import { createSession, findByRoomName, moveRoomInstance, recordStatusChange } from './repo.js';
 import { decide, STATUS_EVENTS, type RoomInstance } from './status.js';
 
@@ -11,9 +13,13 @@ export type IncomingEvent = {
   roomName: string | null;
   room: RoomInstance | null;
   createdAt: Date | null;
+  /** What the event says about participants, tracks, egresses or ingresses (null: nothing). */
+  live?: LiveEvent | null;
+  /** Kept in the event log. */
+  detail?: { participantIdentity: string | null; trackSid: string | null; egressId: string | null };
 };
 
-export type IngestAction = 'status_updated' | 'event_logged' | 'no_change' | 'session_not_found' | 'duplicate' | 'stale_event';
+export type IngestAction = 'status_updated' | 'live_updated' | 'event_logged' | 'no_change' | 'session_not_found' | 'duplicate' | 'stale_event';
 
 export type IngestResult = {
   action: IngestAction;
@@ -29,6 +35,7 @@ export type IngestResult = {
 
 const PROCESSED: Record<IngestAction, boolean> = {
   status_updated: true,
+  live_updated: true,
   event_logged: true,
   no_change: true,
   session_not_found: false,
@@ -47,6 +54,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
   const base = { eventType: event.type, roomName: event.roomName };
   const isStatusEvent = STATUS_EVENTS.has(event.type) && event.roomName !== null && event.room !== null;
 
+  if (!isStatusEvent && event.live && event.roomName !== null) return applyLiveOnly(db, event, event.live, opts);
   if (!isStatusEvent) {
     const inserted = await recordEvent(db, event, 'event_logged', null);
     const action: IngestAction = inserted ? 'event_logged' : 'duplicate';
@@ -64,15 +72,22 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
         { status: session.status, roomSid: session.room_sid, roomCreatedMs: session.room_created_ms },
         { kind: event.type as 'room_started' | 'room_finished', room: event.room! },
       );
-      if (!(await recordEvent(trx, event, decision.action, session.id))) throw new DuplicateEvent();
+      // The same event may change the live state too (a finished instance ends its participants and egresses).
+      const liveNext = event.live ? applyLiveEvent(session.live_state, event.live) : session.live_state;
+      const liveSeen = liveNext !== session.live_state && !sameView(session.live_state, liveNext);
+      // A status event answers with what it did to the status (the contract of issue 4), whatever it did to the live state.
+      const action: IngestAction = decision.action;
+      if (!(await recordEvent(trx, event, action, session.id))) throw new DuplicateEvent();
+      const withLive = liveNext !== session.live_state ? await saveLiveState(trx, session.id, liveNext) : session;
 
-      const result = { ...base, action: decision.action, processed: PROCESSED[decision.action], sessionId: session.id, oldStatus: session.status };
-      if (decision.action === 'stale_event') return { ...result, newStatus: session.status };
-      if (decision.action === 'no_change') {
-        if (decision.room.sid !== session.room_sid) await moveRoomInstance(trx, session.id, decision.room);
-        return { ...result, newStatus: session.status };
+      const result = { ...base, action, processed: PROCESSED[action], sessionId: session.id, oldStatus: session.status };
+      if (decision.action !== 'status_updated') {
+        if (decision.action === 'no_change' && decision.room.sid !== session.room_sid) await moveRoomInstance(trx, session.id, decision.room);
+        if (!liveSeen) return { ...result, newStatus: session.status };
+        const committed = await recordLiveChange(trx, withLive, { liveState: liveNext, eventType: event.type });
+        return { ...result, newStatus: session.status, committed: { change: committed.change, changeId: committed.changeId } };
       }
-      const committed = await recordStatusChange(trx, session, {
+      const committed = await recordStatusChange(trx, withLive, {
         status: decision.status,
         room: decision.room,
         eventType: event.type,
@@ -84,6 +99,35 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
     if (err instanceof DuplicateEvent) {
       return { ...base, action: 'duplicate', processed: false, sessionId: null, oldStatus: null, newStatus: null };
     }
+    throw err;
+  }
+}
+
+/** A participant, track, egress or ingress event: the live state changes under the session's row lock, with the event record. */
+async function applyLiveOnly(db: Kysely<Database>, event: IncomingEvent, live: LiveEvent, opts: { autoCreate: boolean }): Promise<IngestResult> {
+  const base = { eventType: event.type, roomName: event.roomName };
+  try {
+    return await db.transaction().execute(async (trx) => {
+      const session = await lockSession(trx, event, opts.autoCreate);
+      if (!session) {
+        if (!(await recordEvent(trx, event, 'session_not_found', null))) throw new DuplicateEvent();
+        return { ...base, action: 'session_not_found' as const, processed: false, sessionId: null, oldStatus: null, newStatus: null };
+      }
+      const next = applyLiveEvent(session.live_state, live);
+      const seen = next !== session.live_state && !sameView(session.live_state, next);
+      const action: IngestAction = seen ? 'live_updated' : 'no_change';
+      if (!(await recordEvent(trx, event, action, session.id))) throw new DuplicateEvent();
+      const result = { ...base, action, processed: PROCESSED[action], sessionId: session.id, oldStatus: session.status, newStatus: session.status };
+      if (!seen) {
+        // Facts no client sees yet (an egress of an instance not yet dated) are kept without a version bump.
+        if (next !== session.live_state) await saveLiveState(trx, session.id, next);
+        return result;
+      }
+      const committed = await recordLiveChange(trx, session, { liveState: next, eventType: event.type });
+      return { ...result, committed: { change: committed.change, changeId: committed.changeId } };
+    });
+  } catch (err) {
+    if (err instanceof DuplicateEvent) return { ...base, action: 'duplicate', processed: false, sessionId: null, oldStatus: null, newStatus: null };
     throw err;
   }
 }
@@ -110,6 +154,9 @@ async function recordEvent(db: Kysely<Database> | Transaction<Database>, event: 
       created_at: event.createdAt,
       outcome,
       session_id: sessionId,
+      participant_identity: event.detail?.participantIdentity ?? null,
+      track_sid: event.detail?.trackSid ?? null,
+      egress_id: event.detail?.egressId ?? null,
     })
     .onConflict((oc) => oc.column('id').doNothing())
     .returning('id')

@@ -4,6 +4,7 @@ import { createLiveKitTokenVerifier, TokenRejected, type VerifiedClaims } from '
 import type { IncomingEvent } from '../sessions/ingest.js';
 import { idProblem, roomNameProblem, timeProblem } from '../sessions/limits.js';
 import { WebhookError } from './envelope.js';
+import { liveFieldsOf } from './live-event.js';
 
 /** LiveKit signs webhooks with 5-minute tokens; anything much longer-lived is not LiveKit's. */
 const MAX_TOKEN_LIFETIME_SECONDS = 600;
@@ -77,15 +78,21 @@ function parseEvent(rawBody: Buffer, bodyHash: Buffer): IncomingEvent {
     room?.name ? field('room.sid', room.sid, idProblem) : null,
     room?.name ? field('room.creationTime', roomCreatedMs, timeProblem) : null,
   ].filter((p) => p !== null);
+  const roomRef = room?.name ? { sid: room.sid, createdMs: roomCreatedMs || createdAtMs || 0 } : null;
+  const live = liveFieldsOf(event, roomRef);
+  problems.push(...live.problems);
   if (problems.length > 0) throw new WebhookError(400, 'E_WEBHOOK_INVALID_PAYLOAD', `Webhook event cannot be stored: ${problems.join('; ')}`);
 
   return {
     // LiveKit always sends an id; without one, retries of the same body still dedupe by its hash.
     id: event.id || `sha256:${bodyHash.toString('hex')}`,
     type: event.event,
-    roomName: room?.name || null,
-    room: room?.name ? { sid: room.sid, createdMs: roomCreatedMs || createdAtMs || 0 } : null,
+    // Egress and ingress events name their room inside egressInfo / ingressInfo.
+    roomName: room?.name || live.roomName,
+    room: roomRef,
     createdAt: createdAtMs > 0 ? new Date(createdAtMs) : null,
+    live: live.live,
+    detail: live.detail,
   };
 }
 

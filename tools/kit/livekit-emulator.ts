@@ -18,6 +18,7 @@ import {
   IngressState,
   IngressState_Status,
   ParticipantInfo,
+  ParticipantInfo_Kind,
   ParticipantInfo_State,
   Room,
   TrackInfo,
@@ -78,40 +79,88 @@ export function protoRoom(room: RoomInstance, numParticipants = 0): Room {
   });
 }
 
-/** Builds a WebhookEvent as livekit-server fills it for each event type. */
-export function buildEvent(type: EventType | string, room: RoomInstance, opts: { id?: string; createdAt?: number; identity?: string } = {}): WebhookEvent {
+/** Who an event is about; the same sid across events is the same participant (a rejoin is a new sid). */
+export type ParticipantSpec = { sid?: string; identity?: string; name?: string; kind?: ParticipantInfo_Kind; joinedAtMs?: number };
+export type TrackSpec = { sid?: string; type?: TrackType; source?: TrackSource; muted?: boolean; name?: string };
+/** Times in ms (LiveKit sends nanoseconds). */
+export type EgressSpec = { egressId?: string; status?: EgressStatus; startedAtMs?: number; endedAtMs?: number; updatedAtMs?: number };
+export type IngressSpec = { ingressId?: string; status?: IngressState_Status; updatedAtMs?: number };
+
+export type EventOptions = {
+  id?: string;
+  createdAt?: number;
+  identity?: string;
+  participant?: ParticipantSpec;
+  track?: TrackSpec;
+  egress?: EgressSpec;
+  ingress?: IngressSpec;
+  /** `room.numParticipants` as LiveKit puts it in the event (often stale: never count from it). */
+  numParticipants?: number;
+};
+
+const msToNs = (ms: number) => BigInt(Math.round(ms)) * 1_000_000n;
+
+const DEFAULT_EGRESS_STATUS: Record<string, EgressStatus> = {
+  egress_started: EgressStatus.EGRESS_STARTING,
+  egress_updated: EgressStatus.EGRESS_ACTIVE,
+  egress_ended: EgressStatus.EGRESS_COMPLETE,
+};
+
+/**
+ * Builds a WebhookEvent as livekit-server fills it for each event type: participant events carry `room` and
+ * `participant`; track events add `track`; egress events carry only `egressInfo` (room by `roomId`/`roomName`,
+ * times in ns); ingress events only `ingressInfo` (room in `state.roomId`).
+ */
+export function buildEvent(type: EventType | string, room: RoomInstance, opts: EventOptions = {}): WebhookEvent {
   const createdAt = BigInt(opts.createdAt ?? Math.floor(Date.now() / 1000));
-  const identity = opts.identity ?? 'alice';
+  const spec = opts.participant ?? {};
+  const identity = spec.identity ?? opts.identity ?? 'alice';
+  const joinedAtMs = BigInt(spec.joinedAtMs ?? Number(createdAt) * 1000);
   const participant = new ParticipantInfo({
-    sid: shortId('PA_'),
+    sid: spec.sid ?? shortId('PA_'),
     identity,
-    name: identity,
-    state: type === 'participant_left' ? ParticipantInfo_State.DISCONNECTED : ParticipantInfo_State.ACTIVE,
-    joinedAt: createdAt,
-    joinedAtMs: createdAt * 1000n,
+    name: spec.name ?? identity,
+    kind: spec.kind ?? ParticipantInfo_Kind.STANDARD,
+    state: type === 'participant_left' || type === 'participant_connection_aborted' ? ParticipantInfo_State.DISCONNECTED : ParticipantInfo_State.ACTIVE,
+    joinedAt: joinedAtMs / 1000n,
+    joinedAtMs,
     version: 1,
   });
-  const track = new TrackInfo({ sid: shortId('TR_'), type: TrackType.AUDIO, name: 'microphone', source: TrackSource.MICROPHONE, mimeType: 'audio/red' });
+  const t = opts.track ?? {};
+  const track = new TrackInfo({
+    sid: t.sid ?? shortId('TR_'),
+    type: t.type ?? TrackType.AUDIO,
+    name: t.name ?? 'microphone',
+    source: t.source ?? TrackSource.MICROPHONE,
+    muted: t.muted ?? false,
+    mimeType: (t.type ?? TrackType.AUDIO) === TrackType.VIDEO ? 'video/VP8' : 'audio/red',
+  });
   const event = new WebhookEvent({ event: type, id: opts.id ?? newEventId(), createdAt });
+  const nowMs = Number(createdAt) * 1000;
 
   if (type.startsWith('participant_')) {
-    event.room = protoRoom(room, 1);
+    event.room = protoRoom(room, opts.numParticipants ?? 1);
     event.participant = participant;
   } else if (type.startsWith('track_')) {
-    event.room = protoRoom(room, 1);
+    event.room = protoRoom(room, opts.numParticipants ?? 1);
     event.participant = participant;
     event.track = track;
   } else if (type.startsWith('egress_')) {
+    const e = opts.egress ?? {};
+    const status = e.status ?? DEFAULT_EGRESS_STATUS[type] ?? EgressStatus.EGRESS_ACTIVE;
     event.egressInfo = new EgressInfo({
-      egressId: shortId('EG_'),
+      egressId: e.egressId ?? shortId('EG_'),
       roomId: room.sid,
       roomName: room.name,
-      status: type === 'egress_ended' ? EgressStatus.EGRESS_COMPLETE : EgressStatus.EGRESS_ACTIVE,
-      startedAt: createdAt * 1_000_000_000n,
+      status,
+      startedAt: msToNs(e.startedAtMs ?? nowMs),
+      endedAt: type === 'egress_ended' ? msToNs(e.endedAtMs ?? nowMs) : 0n,
+      updatedAt: msToNs(e.updatedAtMs ?? nowMs),
     });
   } else if (type.startsWith('ingress_')) {
+    const i = opts.ingress ?? {};
     event.ingressInfo = new IngressInfo({
-      ingressId: shortId('IN_'),
+      ingressId: i.ingressId ?? shortId('IN_'),
       name: 'camera',
       streamKey: shortId(''),
       url: 'rtmp://localhost/x',
@@ -119,12 +168,13 @@ export function buildEvent(type: EventType | string, room: RoomInstance, opts: {
       roomName: room.name,
       participantIdentity: 'ingress',
       state: new IngressState({
-        status: type === 'ingress_ended' ? IngressState_Status.ENDPOINT_INACTIVE : IngressState_Status.ENDPOINT_PUBLISHING,
+        status: i.status ?? (type === 'ingress_ended' ? IngressState_Status.ENDPOINT_INACTIVE : IngressState_Status.ENDPOINT_PUBLISHING),
         roomId: room.sid,
+        updatedAt: msToNs(i.updatedAtMs ?? nowMs),
       }),
     });
   } else {
-    event.room = protoRoom(room);
+    event.room = protoRoom(room, opts.numParticipants ?? 0);
   }
   return event;
 }
@@ -184,7 +234,7 @@ export async function sendEvent(
   baseUrl: string,
   type: EventType | string,
   room: RoomInstance,
-  opts: { id?: string; createdAt?: number; style?: BodyStyle; creds?: Credentials } = {},
+  opts: EventOptions & { style?: BodyStyle; creds?: Credentials } = {},
 ): Promise<WebhookResponse & { eventId: string; body: string }> {
   const event = buildEvent(type, room, opts);
   const body = encodeEvent(event, opts.style);
