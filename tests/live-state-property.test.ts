@@ -12,7 +12,7 @@ import { mapLimit } from '../tools/kit/async.js';
 import { modelEvents, roomArb, toLiveEvent, type ModelEvent } from './support/live-model.js';
 import { startTestApp, type TestApp } from './support/app.js';
 
-const NUM_RUNS = Number(process.env.LIVE_STATE_RUNS ?? 12);
+const NUM_RUNS = Number(process.env.LIVE_STATE_RUNS ?? 6);
 const ROOMS_PER_RUN = 4;
 
 let t: TestApp;
