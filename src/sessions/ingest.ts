@@ -23,7 +23,6 @@ export type IngestAction = 'status_updated' | 'live_updated' | 'event_logged' | 
 
 export type IngestResult = {
   action: IngestAction;
-  processed: boolean;
   eventType: string;
   roomName: string | null;
   sessionId: string | null;
@@ -31,16 +30,6 @@ export type IngestResult = {
   newStatus: SessionStatus | null;
   /** Set when a status change was committed: publish it (after commit). */
   committed?: { change: SessionChange; changeId: string };
-};
-
-const PROCESSED: Record<IngestAction, boolean> = {
-  status_updated: true,
-  live_updated: true,
-  event_logged: true,
-  no_change: true,
-  session_not_found: false,
-  duplicate: false,
-  stale_event: false,
 };
 
 class DuplicateEvent extends Error {}
@@ -58,7 +47,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
   if (!isStatusEvent) {
     const inserted = await recordEvent(db, event, 'event_logged', null);
     const action: IngestAction = inserted ? 'event_logged' : 'duplicate';
-    return { ...base, action, processed: PROCESSED[action], sessionId: null, oldStatus: null, newStatus: null };
+    return { ...base, action, sessionId: null, oldStatus: null, newStatus: null };
   }
 
   try {
@@ -66,7 +55,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
       const session = await lockSession(trx, event, opts.autoCreate);
       if (!session) {
         if (!(await recordEvent(trx, event, 'session_not_found', null))) throw new DuplicateEvent();
-        return { ...base, action: 'session_not_found' as const, processed: false, sessionId: null, oldStatus: null, newStatus: null };
+        return { ...base, action: 'session_not_found' as const, sessionId: null, oldStatus: null, newStatus: null };
       }
       const decision = decide(
         { status: session.status, roomSid: session.room_sid, roomCreatedMs: session.room_created_ms },
@@ -80,7 +69,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
       if (!(await recordEvent(trx, event, action, session.id))) throw new DuplicateEvent();
       const withLive = liveNext !== session.live_state ? await saveLiveState(trx, session.id, liveNext) : session;
 
-      const result = { ...base, action, processed: PROCESSED[action], sessionId: session.id, oldStatus: session.status };
+      const result = { ...base, action, sessionId: session.id, oldStatus: session.status };
       if (decision.action !== 'status_updated') {
         if (decision.action === 'no_change' && decision.room.sid !== session.room_sid) await moveRoomInstance(trx, session.id, decision.room);
         if (!liveSeen) return { ...result, newStatus: session.status };
@@ -97,7 +86,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
     });
   } catch (err) {
     if (err instanceof DuplicateEvent) {
-      return { ...base, action: 'duplicate', processed: false, sessionId: null, oldStatus: null, newStatus: null };
+      return { ...base, action: 'duplicate', sessionId: null, oldStatus: null, newStatus: null };
     }
     throw err;
   }
@@ -111,13 +100,13 @@ async function applyLiveOnly(db: Kysely<Database>, event: IncomingEvent, live: L
       const session = await lockSession(trx, event, opts.autoCreate);
       if (!session) {
         if (!(await recordEvent(trx, event, 'session_not_found', null))) throw new DuplicateEvent();
-        return { ...base, action: 'session_not_found' as const, processed: false, sessionId: null, oldStatus: null, newStatus: null };
+        return { ...base, action: 'session_not_found' as const, sessionId: null, oldStatus: null, newStatus: null };
       }
       const next = applyLiveEvent(session.live_state, live);
       const seen = next !== session.live_state && !sameView(session.live_state, next);
       const action: IngestAction = seen ? 'live_updated' : 'no_change';
       if (!(await recordEvent(trx, event, action, session.id))) throw new DuplicateEvent();
-      const result = { ...base, action, processed: PROCESSED[action], sessionId: session.id, oldStatus: session.status, newStatus: session.status };
+      const result = { ...base, action, sessionId: session.id, oldStatus: session.status, newStatus: session.status };
       if (!seen) {
         // Facts no client sees yet (an egress of an instance not yet dated) are kept without a version bump.
         if (next !== session.live_state) await saveLiveState(trx, session.id, next);
@@ -127,7 +116,7 @@ async function applyLiveOnly(db: Kysely<Database>, event: IncomingEvent, live: L
       return { ...result, committed: { change: committed.change, changeId: committed.changeId } };
     });
   } catch (err) {
-    if (err instanceof DuplicateEvent) return { ...base, action: 'duplicate', processed: false, sessionId: null, oldStatus: null, newStatus: null };
+    if (err instanceof DuplicateEvent) return { ...base, action: 'duplicate', sessionId: null, oldStatus: null, newStatus: null };
     throw err;
   }
 }
