@@ -2,6 +2,8 @@ import { lexicographicSortSchema, printSchema, type GraphQLSchema } from 'graphq
 import { builder } from './builder.js';
 import './session.js';
 import './subscription.js';
+import './live-state.js';
+import './session-updated.js';
 
 let schema: GraphQLSchema | undefined;
 

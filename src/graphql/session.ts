@@ -35,7 +35,9 @@ builder.node(SessionRef, {
     roomName: t.exposeString('room_name', { description: 'The LiveKit room name this session follows (unique)' }),
     title: t.exposeString('title', { nullable: true, description: 'Free text given at creation (auto-created sessions have none)' }),
     status: t.field({ type: SessionStatusEnum, description: 'The current status', resolve: (s) => s.status }),
-    version: t.exposeInt('version', { description: '+1 on every status change' }),
+    version: t.exposeInt('version', {
+      description: '+1 on every change clients can see: status, participants, tracks, egresses, ingresses',
+    }),
     roomSid: t.exposeString('room_sid', { nullable: true, description: 'The LiveKit room instance (sid) the status belongs to' }),
     startedAt: t.expose('started_at', { type: 'DateTime', nullable: true, description: 'When its room last started' }),
     stoppedAt: t.expose('stopped_at', { type: 'DateTime', nullable: true, description: 'When its room last finished (null while READY or LIVE)' }),

@@ -62,12 +62,25 @@ export type SessionEventRow = {
   egress_id: string | null;
 };
 
+export type ListEventsArgs = {
+  /** Keyset bounds on `seq` (exclusive, as text: it is a bigint). */
+  olderThan: string | null;
+  newerThan: string | null;
+  limit: number;
+  /** Newest first unless inverted (used for `last`/`before`). */
+  oldestFirst: boolean;
+};
+
 /** A session's recorded webhook events, newest first, keyset-paginated on arrival order. */
-export function listSessionEvents(db: Queryable, sessionId: string, args: { beforeSeq: string | null; limit: number }): Promise<SessionEventRow[]> {
+export function listSessionEvents(db: Queryable, sessionId: string, args: ListEventsArgs): Promise<SessionEventRow[]> {
   let q = db
     .selectFrom('webhook_events')
     .select(['id', sql<string>`seq::text`.as('seq'), 'event_type', 'created_at', 'received_at', 'outcome', 'participant_identity', 'track_sid', 'egress_id'])
     .where('session_id', '=', sessionId);
-  if (args.beforeSeq !== null) q = q.where(sql<boolean>`seq < ${args.beforeSeq}::bigint`);
-  return q.orderBy('seq', 'desc').limit(args.limit).execute();
+  if (args.olderThan !== null) q = q.where(sql<boolean>`seq < ${args.olderThan}::bigint`);
+  if (args.newerThan !== null) q = q.where(sql<boolean>`seq > ${args.newerThan}::bigint`);
+  return q
+    .orderBy('seq', args.oldestFirst ? 'asc' : 'desc')
+    .limit(args.limit)
+    .execute();
 }
