@@ -1,6 +1,6 @@
 import { resolveCursorConnection } from '@pothos/plugin-relay';
 import type { SessionRow } from '../db/types.js';
-import { listSessionEvents, type SessionEventRow } from '../sessions/live-repo.js';
+import { listSessionEvents, type SessionEventRow } from '../sessions/repo.js';
 import { liveView, type LiveEgress, type LiveIngress, type LiveParticipant, type LiveTrack } from '../sessions/live-state.js';
 import { builder } from './builder.js';
 import { userError } from './errors.js';

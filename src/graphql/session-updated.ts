@@ -63,7 +63,7 @@ builder.subscriptionField('sessionsUpdated', (t) =>
     args: { status: t.arg({ type: SessionStatusEnum, required: false, description: 'Only sessions with this status (after the change)' }) },
     authScopes: { list: true },
     subscribe: (_root, args, ctx) =>
-      watchAllSessions(ctx, [ctx.signal, ctx.shutdown], args.status ? (change) => change.session.status === args.status : undefined),
+      watchAllSessions(ctx, [ctx.signal, ctx.shutdown], undefined, args.status ? (change) => change.session.status === args.status : undefined),
     resolve: (change) => change,
   }),
 );

@@ -44,7 +44,7 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
       return { list: true };
     },
     subscribe: async (_root, args, ctx) => {
-      if (args.id == null && args.roomName == null) return watchAllSessions(ctx, [ctx.signal, ctx.shutdown], statusChangesOnly);
+      if (args.id == null && args.roomName == null) return watchAllSessions(ctx, [ctx.signal, ctx.shutdown], undefined, statusChangesOnly);
       const id = args.id as string | null | undefined;
       let session;
       if (args.roomName != null) {

@@ -1,10 +1,9 @@
-import type { Kysely, Transaction } from 'kysely';
-import type { Database, SessionRow, SessionStatus } from '../db/types.js';
 import type { SessionChange } from './change.js';
-import { recordLiveChange, saveLiveState } from './live-repo.js';
 import { applyLiveEvent, sameView, type LiveEvent } from './live-state.js';
-import { createSession, findByRoomName, moveRoomInstance, recordStatusChange } from './repo.js';
-import { decide, STATUS_EVENTS, type RoomInstance } from './status.js';
+import { createSession, lockSession, recordEvent, recordLiveChange, saveLiveState, type EventRecord } from './repo.js';
+import { STATUS_EVENTS, type RoomInstance, type SessionStatus } from './status.js';
+import type { Db, SessionRow, Tx } from './tables.js';
+import { applyStatusEvent } from './transition.js';
 
 /** A verified LiveKit webhook event, reduced to what the service uses. */
 export type IncomingEvent = {
@@ -28,7 +27,7 @@ export type IngestResult = {
   sessionId: string | null;
   oldStatus: SessionStatus | null;
   newStatus: SessionStatus | null;
-  /** Set when a status change was committed: publish it (after commit). */
+  /** Set when a change was committed (status or live state): publish it (after commit). */
   committed?: { change: SessionChange; changeId: string };
 };
 
@@ -36,119 +35,68 @@ class DuplicateEvent extends Error {}
 
 /**
  * Applies one verified webhook event in one transaction: the event is recorded exactly once
- * (its id is the primary key), and a status change, its version bump and its change record
- * commit together with it, or nothing does.
+ * (its id is the primary key), and a status or live-state change, its version bump and its change
+ * record commit together with it, or nothing does.
  */
-export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEvent, opts: { autoCreate: boolean }): Promise<IngestResult> {
+export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { autoCreate: boolean }): Promise<IngestResult> {
   const base = { eventType: event.type, roomName: event.roomName };
+  const record: EventRecord = {
+    id: event.id,
+    type: event.type,
+    roomName: event.roomName,
+    roomSid: event.room?.sid ?? null,
+    createdAt: event.createdAt,
+    ...event.detail,
+  };
+  const nothing = { sessionId: null, oldStatus: null, newStatus: null };
   const isStatusEvent = STATUS_EVENTS.has(event.type) && event.roomName !== null && event.room !== null;
+  const isLiveEvent = !isStatusEvent && event.live != null && event.roomName !== null;
 
-  if (!isStatusEvent && event.live && event.roomName !== null) return applyLiveOnly(db, event, event.live, opts);
-  if (!isStatusEvent) {
-    const inserted = await recordEvent(db, event, 'event_logged', null);
-    const action: IngestAction = inserted ? 'event_logged' : 'duplicate';
-    return { ...base, action, sessionId: null, oldStatus: null, newStatus: null };
+  if (!isStatusEvent && !isLiveEvent) {
+    const inserted = await recordEvent(db, record, 'event_logged', null);
+    return { ...base, action: inserted ? 'event_logged' : 'duplicate', ...nothing };
   }
 
   try {
     return await db.transaction().execute(async (trx) => {
-      const session = await lockSession(trx, event, opts.autoCreate);
+      const session = await lockOrCreate(trx, event.roomName!, opts.autoCreate);
       if (!session) {
-        if (!(await recordEvent(trx, event, 'session_not_found', null))) throw new DuplicateEvent();
-        return { ...base, action: 'session_not_found' as const, sessionId: null, oldStatus: null, newStatus: null };
+        if (!(await recordEvent(trx, record, 'session_not_found', null))) throw new DuplicateEvent();
+        return { ...base, action: 'session_not_found' as const, ...nothing };
       }
-      const decision = decide(
-        { status: session.status, roomSid: session.room_sid, roomCreatedMs: session.room_created_ms },
-        { kind: event.type as 'room_started' | 'room_finished', room: event.room! },
-      );
-      // The same event may change the live state too (a finished instance ends its participants and egresses).
+      // The live state changes under the same row lock (a finished instance also ends its participants and egresses).
       const liveNext = event.live ? applyLiveEvent(session.live_state, event.live) : session.live_state;
       const liveSeen = liveNext !== session.live_state && !sameView(session.live_state, liveNext);
-      // A status event answers with what it did to the status (the contract of issue 4), whatever it did to the live state.
-      const action: IngestAction = decision.action;
-      if (!(await recordEvent(trx, event, action, session.id))) throw new DuplicateEvent();
       const withLive = liveNext !== session.live_state ? await saveLiveState(trx, session.id, liveNext) : session;
+      const result = { ...base, sessionId: session.id, oldStatus: session.status };
 
-      const result = { ...base, action, sessionId: session.id, oldStatus: session.status };
-      if (decision.action !== 'status_updated') {
-        if (decision.action === 'no_change' && decision.room.sid !== session.room_sid) await moveRoomInstance(trx, session.id, decision.room);
-        if (!liveSeen) return { ...result, newStatus: session.status };
-        const committed = await recordLiveChange(trx, withLive, { liveState: liveNext, eventType: event.type });
-        return { ...result, newStatus: session.status, committed: { change: committed.change, changeId: committed.changeId } };
+      if (!isStatusEvent) {
+        const action: IngestAction = liveSeen ? 'live_updated' : 'no_change';
+        if (!(await recordEvent(trx, record, action, session.id))) throw new DuplicateEvent();
+        if (!liveSeen) return { ...result, action, newStatus: session.status };
+        const { change, changeId } = await recordLiveChange(trx, withLive, { liveState: liveNext, eventType: event.type });
+        return { ...result, action, newStatus: session.status, committed: { change, changeId } };
       }
-      const committed = await recordStatusChange(trx, withLive, {
-        status: decision.status,
-        room: decision.room,
-        eventType: event.type,
-        at: event.createdAt ?? new Date(),
-      });
-      return { ...result, newStatus: committed.session.status, committed: { change: committed.change, changeId: committed.changeId } };
+
+      const statusEvent = { kind: event.type as 'room_started' | 'room_finished', room: event.room! };
+      const transition = await applyStatusEvent(trx, withLive, statusEvent, { eventType: event.type, at: event.createdAt ?? new Date() });
+      // A status event answers with what it did to the status (issue 4's contract), whatever it did to the live state.
+      if (!(await recordEvent(trx, record, transition.action, session.id))) throw new DuplicateEvent();
+      if (transition.committed || !liveSeen) return { ...result, action: transition.action, newStatus: transition.newStatus, committed: transition.committed };
+      const { change, changeId } = await recordLiveChange(trx, withLive, { liveState: liveNext, eventType: event.type });
+      return { ...result, action: transition.action, newStatus: transition.newStatus, committed: { change, changeId } };
     });
   } catch (err) {
-    if (err instanceof DuplicateEvent) {
-      return { ...base, action: 'duplicate', sessionId: null, oldStatus: null, newStatus: null };
-    }
+    if (err instanceof DuplicateEvent) return { ...base, action: 'duplicate', ...nothing };
     throw err;
   }
 }
 
-/** A participant, track, egress or ingress event: the live state changes under the session's row lock, with the event record. */
-async function applyLiveOnly(db: Kysely<Database>, event: IncomingEvent, live: LiveEvent, opts: { autoCreate: boolean }): Promise<IngestResult> {
-  const base = { eventType: event.type, roomName: event.roomName };
-  try {
-    return await db.transaction().execute(async (trx) => {
-      const session = await lockSession(trx, event, opts.autoCreate);
-      if (!session) {
-        if (!(await recordEvent(trx, event, 'session_not_found', null))) throw new DuplicateEvent();
-        return { ...base, action: 'session_not_found' as const, sessionId: null, oldStatus: null, newStatus: null };
-      }
-      const next = applyLiveEvent(session.live_state, live);
-      const seen = next !== session.live_state && !sameView(session.live_state, next);
-      const action: IngestAction = seen ? 'live_updated' : 'no_change';
-      if (!(await recordEvent(trx, event, action, session.id))) throw new DuplicateEvent();
-      const result = { ...base, action, sessionId: session.id, oldStatus: session.status, newStatus: session.status };
-      if (!seen) {
-        // Facts no client sees yet (an egress of an instance not yet dated) are kept without a version bump.
-        if (next !== session.live_state) await saveLiveState(trx, session.id, next);
-        return result;
-      }
-      const committed = await recordLiveChange(trx, session, { liveState: next, eventType: event.type });
-      return { ...result, committed: { change: committed.change, changeId: committed.changeId } };
-    });
-  } catch (err) {
-    if (err instanceof DuplicateEvent) return { ...base, action: 'duplicate', sessionId: null, oldStatus: null, newStatus: null };
-    throw err;
-  }
-}
-
-async function lockSession(trx: Transaction<Database>, event: IncomingEvent, autoCreate: boolean): Promise<SessionRow | undefined> {
-  const roomName = event.roomName!;
-  const found = await findByRoomName(trx, roomName, { forUpdate: true });
-  // A room_finished that overtook its room_started creates the session too (it ends STOPPED on that
-  // instance), so the late room_started is stale: the outcome must not depend on arrival order.
+async function lockOrCreate(trx: Tx, roomName: string, autoCreate: boolean): Promise<SessionRow | undefined> {
+  const found = await lockSession(trx, { roomName });
+  // An event that overtook its room_started creates the session too (with auto-create on),
+  // so the outcome does not depend on arrival order.
   if (found || !autoCreate) return found;
   await createSession(trx, { roomName, title: null });
-  return findByRoomName(trx, roomName, { forUpdate: true });
-}
-
-/** Inserts the event record; false when its id was seen before (a retry or a concurrent copy). */
-async function recordEvent(db: Kysely<Database> | Transaction<Database>, event: IncomingEvent, outcome: string, sessionId: string | null) {
-  const row = await db
-    .insertInto('webhook_events')
-    .values({
-      id: event.id,
-      event_type: event.type,
-      room_name: event.roomName,
-      room_sid: event.room?.sid ?? null,
-      created_at: event.createdAt,
-      outcome,
-      session_id: sessionId,
-      participant_identity: event.detail?.participantIdentity ?? null,
-      track_sid: event.detail?.trackSid ?? null,
-      egress_id: event.detail?.egressId ?? null,
-    })
-    .onConflict((oc) => oc.column('id').doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  return row !== undefined;
+  return lockSession(trx, { roomName });
 }

@@ -8,7 +8,7 @@ import {
   type TrackInfo,
   type WebhookEvent,
 } from '@livekit/protocol';
-import { idProblem } from '../sessions/limits.js';
+import { idProblem } from '../sessions/event-limits.js';
 import type { LiveEvent, LiveParticipant, LiveTrack, RoomRef } from '../sessions/live-state.js';
 
 /** What the event log keeps of an event besides its type and room (shown in `Session.events`). */
