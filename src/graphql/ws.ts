@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { GraphQLError, type DocumentNode, type ExecutionArgs } from 'graphql';
+import { GraphQLError, type DocumentNode, type ExecutionArgs, type execute, type subscribe } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket, WebSocketServer } from 'ws';
@@ -9,8 +9,8 @@ import { viewerFromAuthorization, type Viewer } from './auth.js';
 import type { GraphQLContext } from './builder.js';
 
 type Extra = { viewer?: Viewer; request: IncomingMessage; socket: WebSocket };
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- envelop returns its own result types
-type Enveloped = { execute: (args: ExecutionArgs) => any; subscribe: (args: ExecutionArgs) => any };
+/** The enveloped execute/subscribe of one operation, passed to graphql-ws through `rootValue`. */
+type Enveloped = { execute: typeof execute; subscribe: typeof subscribe };
 
 /** setTimeout's largest delay; a longer-lived token is re-armed. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
