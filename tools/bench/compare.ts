@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import { mapLimit, sleep, waitFor } from '../kit/async.js';
 import { buildEvent, encodeEvent, newRoomInstance, signBody, type RoomInstance } from '../kit/livekit-emulator.js';
 import { startServiceProcess } from '../kit/service-process.js';
-import { BENCH_CREDENTIALS, percentiles, readMetrics, round, withDatabase } from './common.js';
+import { BENCH_CREDENTIALS, cpuBetween, cpuSnapshot, percentiles, readMetrics, round, withDatabase } from './common.js';
 import { openSse, type SseStream } from './sse.js';
 import { graphqlUrl, preparePeer, redisChannels, rssBytes, startOurs, startPeer, type Target, type TargetName, type TargetOptions } from './targets.js';
 import { buildPool, checkExactlyOnce, drive, lifecycle, type Driver, type PoolItem } from './webhooks.js';
@@ -100,6 +100,8 @@ type IngestOutcome = {
   non2xx: number;
   errors: number;
   exhausted: boolean;
+  /** CPU milliseconds per request: the target's processes, and every postgres process (shared server: other work counts too). */
+  cpuMsPerReq: { service: number; postgres: number; machineBusyPct: number };
   problems: string[];
   /** The requests as sent, with each answer (ours is checked for exactly-once storage afterwards). */
   items: PoolItem[];
@@ -113,7 +115,12 @@ async function ingest(target: Target, pool: PoolItem[], opts: CompareOptions, la
   const all = (seconds: number) => Promise.all(target.processes.map((p, i) => drive(p.url, items, driver, seconds, per(i), target.webhookPath)));
   if (opts.warmupS > 0) await all(opts.warmupS);
   if (profile) target.startProfile();
+  const pids = target.processes.map((p) => p.child.pid!);
+  const cpuStart = cpuSnapshot(pids);
   const results = await all(opts.ingestS);
+  const cpuEnd = cpuSnapshot(pids);
+  const cpu = cpuBetween(cpuStart, cpuEnd, { postgres: 'postgres', ...Object.fromEntries(pids.map((pid, i) => [`service${i}`, pid])) });
+  const serviceCores = pids.reduce((a, _, i) => a + (cpu[`service${i}`] ?? 0), 0);
   const requests = results.reduce((a, r) => a + r.requests.total, 0);
   const duration = Math.max(...results.map((r) => r.duration || opts.ingestS));
   // Latency percentiles of the first process's generator (with one process: the whole run).
@@ -124,9 +131,12 @@ async function ingest(target: Target, pool: PoolItem[], opts: CompareOptions, la
     non2xx: results.reduce((a, r) => a + r.non2xx, 0),
     errors: results.reduce((a, r) => a + r.errors + r.timeouts, 0),
     exhausted: driver.next > items.length,
+    cpuMsPerReq: { service: 0, postgres: 0, machineBusyPct: cpu.machineBusyPct! },
     problems: [],
     items,
   };
+  outcome.cpuMsPerReq.service = round((serviceCores * 1000) / Math.max(1, outcome.reqPerS), 3);
+  outcome.cpuMsPerReq.postgres = round(((cpu.postgres ?? 0) * 1000) / Math.max(1, outcome.reqPerS), 3);
   if (outcome.exhausted) outcome.problems.push(`${target.name} ${label}: the pool of ${items.length} ran out (${driver.replays} replays)`);
   if (outcome.non2xx > 0 || outcome.errors > 0) outcome.problems.push(`${target.name} ${label}: ${outcome.non2xx} non-2xx, ${outcome.errors} errors/timeouts`);
   return outcome;
@@ -395,11 +405,29 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
       problems.push(...status.problems);
       put('ingestStatusRps', `ingest req/s, status webhooks, ${opts.connections} connections`, true, 'req/s', name, status.reqPerS);
       put('ingestStatusP99', 'ingest p99, status webhooks', false, 'ms', name, status.p99);
+      put(
+        'ingestStatusCpu',
+        'CPU per status webhook: service / all of Postgres',
+        false,
+        'ms',
+        name,
+        status.cpuMsPerReq.service,
+        `${status.cpuMsPerReq.service} / ${status.cpuMsPerReq.postgres} ms`,
+      );
       opts.log(`${name}: ingest, realistic mix ...`);
       const mix = await ingest(target, pools.mix, opts, 'mixed ingest');
       problems.push(...mix.problems);
       put('ingestMixRps', `ingest req/s, realistic mix, ${opts.connections} connections`, true, 'req/s', name, mix.reqPerS);
       put('ingestMixP99', 'ingest p99, realistic mix', false, 'ms', name, mix.p99);
+      put(
+        'ingestMixCpu',
+        'CPU per webhook, realistic mix: service / all of Postgres',
+        false,
+        'ms',
+        name,
+        mix.cpuMsPerReq.service,
+        `${mix.cpuMsPerReq.service} / ${mix.cpuMsPerReq.postgres} ms`,
+      );
       const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
       if (verified) problems.push(...verified.problems);
       opts.log(`${name}: pgbench on its per-webhook SQL ...`);
