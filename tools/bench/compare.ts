@@ -397,121 +397,157 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
   for (const name of opts.targets) {
     if (opts.cpuProfDir) mkdirSync(join(opts.cpuProfDir, name), { recursive: true });
     opts.log(`${name}: starting on a fresh database and a private Redis ...`);
-    const target = await start(name);
     try {
-      await target.prepareRooms([...pools.statusRooms, ...pools.mixRooms]);
-      opts.log(`${name}: ingest, status webhooks only (${opts.connections} connections, ${opts.ingestS} s) ...`);
-      const status = await ingest(target, pools.status, opts, 'status ingest', true);
-      problems.push(...status.problems);
-      put('ingestStatusRps', `ingest req/s, status webhooks, ${opts.connections} connections`, true, 'req/s', name, status.reqPerS);
-      put('ingestStatusP99', 'ingest p99, status webhooks', false, 'ms', name, status.p99);
-      put(
-        'ingestStatusCpu',
-        'CPU per status webhook: service / all of Postgres',
-        false,
-        'ms',
-        name,
-        status.cpuMsPerReq.service,
-        `${status.cpuMsPerReq.service} / ${status.cpuMsPerReq.postgres} ms`,
-      );
-      opts.log(`${name}: ingest, realistic mix ...`);
-      const mix = await ingest(target, pools.mix, opts, 'mixed ingest');
-      problems.push(...mix.problems);
-      put('ingestMixRps', `ingest req/s, realistic mix, ${opts.connections} connections`, true, 'req/s', name, mix.reqPerS);
-      put('ingestMixP99', 'ingest p99, realistic mix', false, 'ms', name, mix.p99);
-      put(
-        'ingestMixCpu',
-        'CPU per webhook, realistic mix: service / all of Postgres',
-        false,
-        'ms',
-        name,
-        mix.cpuMsPerReq.service,
-        `${mix.cpuMsPerReq.service} / ${mix.cpuMsPerReq.postgres} ms`,
-      );
-      const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
-      if (verified) problems.push(...verified.problems);
-      opts.log(`${name}: pgbench on its per-webhook SQL ...`);
-      const pgb = await pgbenchCapacity(target, opts);
-      put('pgbench', 'Postgres capacity for the per-webhook SQL (pgbench, 16 clients), webhooks/s', true, '/s', name, pgb.webhooksPerS);
-      opts.log(`${name}: ${streams} SSE streams over ${opts.rooms} sessions ...`);
-      const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
-      problems.push(...subs.problems);
-      put('openRate', `opening SSE subscriptions (≤${opts.openConcurrency} at once), streams/s`, true, '/s', name, subs.openPerS);
-      put('fanoutP50', `fan-out p50, ${streams} streams over ${opts.rooms} sessions, from the webhook's response`, false, 'ms', name, subs.fanout.p50);
-      put('fanoutP99', 'fan-out p99, from the webhook’s response', false, 'ms', name, subs.fanout.p99);
-      put(
-        'fanoutLost',
-        'fan-out lost / duplicated deliveries',
-        false,
-        '',
-        name,
-        subs.fanout.lost + subs.fanout.duplicated,
-        `${subs.fanout.lost} / ${subs.fanout.duplicated}`,
-      );
-      put('rssPerStream', `RSS per idle SSE subscription at ${streams}`, false, 'KiB', name, subs.rssPerStream / 1024);
-      put(
-        'channelsReleased',
-        `${streams} closed at once: Redis channels released within 3 s`,
-        true,
-        '',
-        name,
-        subs.channels.releasedS !== null && subs.channels.releasedS <= 3 ? 1 : 0,
-        subs.channels.releasedS !== null && subs.channels.releasedS <= 3
-          ? `yes (${round(subs.channels.releasedS, 1)} s)`
-          : `no (${subs.channels.afterClose3s - subs.channels.before} of ${subs.channels.open - subs.channels.before} left)`,
-      );
-      const strip = ({ items: _items, ...rest }: IngestOutcome) => rest;
-      details[name] = {
-        status: strip(status),
-        mix: strip(mix),
-        verify: verified?.verify,
-        pgbench: { webhooksPerS: round(pgb.webhooksPerS, 0), latencyMs: pgb.latencyMs },
-        subscriptions: subs,
-      };
-    } finally {
-      await target.stop();
+      const target = await start(name);
+      try {
+        await target.prepareRooms([...pools.statusRooms, ...pools.mixRooms]);
+        opts.log(`${name}: ingest, status webhooks only (${opts.connections} connections, ${opts.ingestS} s) ...`);
+        const status = await ingest(target, pools.status, opts, 'status ingest', true);
+        problems.push(...status.problems);
+        put('ingestStatusRps', `ingest req/s, status webhooks, ${opts.connections} connections`, true, 'req/s', name, status.reqPerS);
+        put('ingestStatusP99', 'ingest p99, status webhooks', false, 'ms', name, status.p99);
+        put(
+          'ingestStatusCpu',
+          'CPU per status webhook: service / all of Postgres',
+          false,
+          'ms',
+          name,
+          status.cpuMsPerReq.service,
+          `${status.cpuMsPerReq.service} / ${status.cpuMsPerReq.postgres} ms`,
+        );
+        opts.log(`${name}: ingest, realistic mix ...`);
+        const mix = await ingest(target, pools.mix, opts, 'mixed ingest');
+        problems.push(...mix.problems);
+        put('ingestMixRps', `ingest req/s, realistic mix, ${opts.connections} connections`, true, 'req/s', name, mix.reqPerS);
+        put('ingestMixP99', 'ingest p99, realistic mix', false, 'ms', name, mix.p99);
+        put(
+          'ingestMixCpu',
+          'CPU per webhook, realistic mix: service / all of Postgres',
+          false,
+          'ms',
+          name,
+          mix.cpuMsPerReq.service,
+          `${mix.cpuMsPerReq.service} / ${mix.cpuMsPerReq.postgres} ms`,
+        );
+        const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
+        if (verified) problems.push(...verified.problems);
+        opts.log(`${name}: pgbench on its per-webhook SQL ...`);
+        const pgb = await pgbenchCapacity(target, opts);
+        put('pgbench', 'Postgres capacity for the per-webhook SQL (pgbench, 16 clients), webhooks/s', true, '/s', name, pgb.webhooksPerS);
+        opts.log(`${name}: ${streams} SSE streams over ${opts.rooms} sessions ...`);
+        const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
+        problems.push(...subs.problems);
+        put('openRate', `opening SSE subscriptions (≤${opts.openConcurrency} at once), streams/s`, true, '/s', name, subs.openPerS);
+        put(
+          'fanoutP50',
+          `fan-out p50, ${streams.toLocaleString('en-US')} streams over ${opts.rooms.toLocaleString('en-US')} sessions, from the webhook's response`,
+          false,
+          'ms',
+          name,
+          subs.fanout.p50,
+        );
+        put('fanoutP99', "fan-out p99, from the webhook's response", false, 'ms', name, subs.fanout.p99);
+        put(
+          'fanoutLost',
+          'fan-out lost / duplicated deliveries',
+          false,
+          '',
+          name,
+          subs.fanout.lost + subs.fanout.duplicated,
+          `${subs.fanout.lost} / ${subs.fanout.duplicated}`,
+        );
+        put('rssPerStream', `RSS per idle SSE subscription at ${streams.toLocaleString('en-US')}`, false, 'KiB', name, subs.rssPerStream / 1024);
+        put(
+          'channelsReleased',
+          `${streams.toLocaleString('en-US')} closed at once: Redis channels released within 3 s`,
+          true,
+          '',
+          name,
+          subs.channels.releasedS !== null && subs.channels.releasedS <= 3 ? 1 : 0,
+          subs.channels.releasedS !== null && subs.channels.releasedS <= 3
+            ? `yes (${round(subs.channels.releasedS, 1)} s)`
+            : `no (${subs.channels.afterClose3s - subs.channels.before} of ${subs.channels.open - subs.channels.before} left)`,
+        );
+        const strip = ({ items: _items, ...rest }: IngestOutcome) => rest;
+        details[name] = {
+          status: strip(status),
+          mix: strip(mix),
+          verify: verified?.verify,
+          pgbench: { webhooksPerS: round(pgb.webhooksPerS, 0), latencyMs: pgb.latencyMs },
+          subscriptions: subs,
+        };
+      } finally {
+        await target.stop();
+      }
+    } catch (err) {
+      // Report what failed and keep the other target's figures.
+      problems.push(`${name}: ${(err as Error).stack ?? String(err)}`);
     }
   }
 
   if (opts.quickStart && opts.targets.includes('ours')) {
     opts.log('ours: embedded quick start (first start, then restart) ...');
-    const q = await quickStart();
-    put(
-      'quickFirst',
-      'embedded quick start: first start → ready',
-      false,
-      's',
-      'ours',
-      q.firstS,
-      `${round(q.firstS, 1)} s (${round(q.firstRss / 2 ** 20, 0)} MiB)`,
-    );
-    put(
-      'quickRestart',
-      'embedded quick start: restart → ready',
-      false,
-      's',
-      'ours',
-      q.restartS,
-      `${round(q.restartS, 1)} s (${round(q.restartRss / 2 ** 20, 0)} MiB)`,
-    );
-    details.quickStart = q;
+    const q = await quickStart().catch((err: Error) => {
+      problems.push(`quick start: ${err.message}`);
+      return undefined;
+    });
+    if (q) {
+      put(
+        'quickFirst',
+        'embedded quick start: first start → ready',
+        false,
+        's',
+        'ours',
+        q.firstS,
+        `${round(q.firstS, 1)} s (${round(q.firstRss / 2 ** 20, 0)} MiB)`,
+      );
+      put(
+        'quickRestart',
+        'embedded quick start: restart → ready',
+        false,
+        's',
+        'ours',
+        q.restartS,
+        `${round(q.restartS, 1)} s (${round(q.restartRss / 2 ** 20, 0)} MiB)`,
+      );
+      details.quickStart = q;
+    }
   }
 
   const scale: Array<Record<string, unknown>> = [];
+  // A failed step (a process not ready on a busy machine, say) is reported in its row; the rest still runs.
+  const step = async (name: TargetName, processes: number, streamCount: number, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      const message = (err as Error).message.split('\n')[0]!;
+      problems.push(`scale ${name} ×${processes}, ${streamCount} streams: ${message}`);
+      scale.push({ target: name, processes, streams: streamCount, skipped: `failed: ${message}` });
+    }
+  };
   for (const name of opts.targets) {
     for (const n of opts.scaleProcesses) {
       opts.log(`scale: ${name} with ${n} processes ...`);
-      const target = await start(name, { processes: n, cpuProfDir: undefined });
-      try {
-        await target.prepareRooms(pools.statusRooms);
-        const status = await ingest(target, pools.status, opts, `status ingest, ${n} processes`);
-        if (name === 'ours') problems.push(...(await verifyOurs(target, status.items)).problems);
-        const subs = await subscriptions(target, Math.min(streams, opts.streams), Math.min(opts.rooms, streams), opts);
-        problems.push(...status.problems, ...subs.problems);
-        scale.push({ target: name, processes: n, streams: subs.streams, ingestReqPerS: round(status.reqPerS, 0), ingestP99: status.p99, ...pickFanout(subs) });
-      } finally {
-        await target.stop();
-      }
+      await step(name, n, streams, async () => {
+        const target = await start(name, { processes: n, cpuProfDir: undefined });
+        try {
+          await target.prepareRooms(pools.statusRooms);
+          const status = await ingest(target, pools.status, opts, `status ingest, ${n} processes`);
+          if (name === 'ours') problems.push(...(await verifyOurs(target, status.items)).problems);
+          const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
+          problems.push(...status.problems, ...subs.problems);
+          scale.push({
+            target: name,
+            processes: n,
+            streams: subs.streams,
+            ingestReqPerS: round(status.reqPerS, 0),
+            ingestP99: status.p99,
+            ...pickFanout(subs),
+          });
+        } finally {
+          await target.stop();
+        }
+      });
     }
     for (const s of opts.scaleStreams) {
       if (s > limit) {
@@ -519,14 +555,16 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
         continue;
       }
       opts.log(`scale: ${name} with ${s} streams ...`);
-      const target = await start(name, { cpuProfDir: undefined });
-      try {
-        const subs = await subscriptions(target, s, Math.min(opts.rooms, s), opts);
-        problems.push(...subs.problems);
-        scale.push({ target: name, processes: 1, streams: s, ...pickFanout(subs) });
-      } finally {
-        await target.stop();
-      }
+      await step(name, 1, s, async () => {
+        const target = await start(name, { cpuProfDir: undefined });
+        try {
+          const subs = await subscriptions(target, s, Math.min(opts.rooms, s), opts);
+          problems.push(...subs.problems);
+          scale.push({ target: name, processes: 1, streams: s, ...pickFanout(subs) });
+        } finally {
+          await target.stop();
+        }
+      });
     }
   }
 
@@ -563,12 +601,46 @@ export function formatCompare(result: CompareResult): string {
     ['figure', 'ours', 'peer', 'ours / peer'],
     ...result.figures.map((f) => [`${f.label} ${f.higherIsBetter ? '↑' : '↓'}`, fmt(f, 'ours'), fmt(f, 'peer'), ratio(f)]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
-  const out = [line(rows[0]!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.slice(1).map(line)];
+  const out = markdownTable(rows);
   if (result.scale.length > 0) {
-    out.push('', 'scale curve:');
-    for (const s of result.scale) out.push(`  ${JSON.stringify(s)}`);
+    const cell = (v: unknown) => (v === undefined || v === null ? '–' : String(v));
+    const scaleRows = [
+      [
+        'scale curve',
+        'processes',
+        'streams',
+        'ingest req/s',
+        'ingest p99 ms',
+        'open/s',
+        'fan-out p50 / p99 ms',
+        'lost / dup',
+        'RSS/stream KiB',
+        'channels released s',
+      ],
+      ...result.scale.map((s) =>
+        s.skipped
+          ? [cell(s.target), cell(s.processes), cell(s.streams), `skipped: ${cell(s.skipped)}`, '', '', '', '', '', '']
+          : [
+              cell(s.target),
+              cell(s.processes),
+              cell(s.streams),
+              cell(s.ingestReqPerS),
+              cell(s.ingestP99),
+              cell(s.openPerS),
+              `${cell(s.fanoutP50)} / ${cell(s.fanoutP99)}`,
+              `${cell(s.lost)} / ${cell(s.duplicated)}`,
+              cell(s.rssPerStreamKiB),
+              cell(s.channelsReleasedS),
+            ],
+      ),
+    ];
+    out.push('', ...markdownTable(scaleRows));
   }
   return out.join('\n');
+}
+
+function markdownTable(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
+  return [line(rows[0]!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.slice(1).map(line)];
 }
