@@ -1,8 +1,9 @@
 /**
  * Speed and memory benchmarks (targets live here, not in timed tests).
  *
- *   npm run bench                                  # all three, ~2-3 minutes
- *   npm run bench -- --only webhooks --duration 15
+ *   npm run bench                                  # ours and the peer side by side (compare.ts), under ~10 min
+ *   npm run bench -- --quick                       # the same, scaled down (~2-3 min)
+ *   npm run bench -- --only webhooks --duration 15 # our own detailed benchmarks: webhooks, fanout, memory
  *   npm run bench -- --only fanout,memory --json   # machine-readable result on stdout
  *
  * Needs the real Postgres and Redis (TEST_DATABASE_URL, TEST_REDIS_URL). Each benchmark starts the
@@ -11,21 +12,32 @@
  */
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { cleanupAll, machine, printTable, requireBackends, waitForQuietMachine, type BenchResult, type ServiceOptions } from './common.js';
+import { COMPARE_DEFAULTS, COMPARE_QUICK, formatCompare, runCompare, streamLimit, type CompareOptions } from './compare.js';
+import type { TargetName } from './targets.js';
 import { summarizeCpuProfiles } from './cpuprofile.js';
 import { FANOUT_DEFAULTS, runFanoutBench } from './fanout.js';
 import { MEMORY_DEFAULTS, runMemoryBench } from './memory.js';
 import { runWebhookBench, WEBHOOK_DEFAULTS } from './webhooks.js';
 
-const BENCHES = ['webhooks', 'fanout', 'memory'] as const;
+const BENCHES = ['compare', 'webhooks', 'fanout', 'memory'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const USAGE = `Usage: npm run bench -- [options]
-  --only <list>         webhooks,fanout,memory (default: all)
-  --duration <s>        measured run of webhooks and fanout (default ${WEBHOOK_DEFAULTS.durationS}/${FANOUT_DEFAULTS.durationS})
+  --only <list>         compare (default: ours and the peer side by side), or our own webhooks,fanout,memory
+  --quick               compare, scaled down: ${COMPARE_QUICK.streams} streams over ${COMPARE_QUICK.rooms} sessions, ${COMPARE_QUICK.ingestS} s runs, no quick start
+  --targets <list>      compare: ours,peer (default both)
+  --subscribers <n>     compare: SSE streams (default ${COMPARE_DEFAULTS.streams}); fanout: subscribers on process B (default ${FANOUT_DEFAULTS.subscribers})
+  --rooms <n>           compare: sessions the streams watch (default ${COMPARE_DEFAULTS.rooms})
+  --scale               compare: also the scale curve: 1,000 / 10,000 / --subscribers streams (default 50,000 there)
+                        and 1 / 2 / 4 service processes, where the open-file limit allows
+  --no-quickstart       compare: skip the embedded quick start timing
+  --duration <s>        measured run of compare's ingest (default ${COMPARE_DEFAULTS.ingestS}), webhooks and fanout (${WEBHOOK_DEFAULTS.durationS}/${FANOUT_DEFAULTS.durationS})
   --json                print one JSON object instead of tables
-  --connections <n>     webhooks: autocannon connections (default ${WEBHOOK_DEFAULTS.connections})
-  --sessions <n>        webhooks: sessions (default ${WEBHOOK_DEFAULTS.sessions})
+  --connections <n>     compare and webhooks: autocannon connections (default ${COMPARE_DEFAULTS.connections}/${WEBHOOK_DEFAULTS.connections})
+  --sessions <n>        compare and webhooks: sessions the webhooks cycle through (default ${COMPARE_DEFAULTS.sessions}/${WEBHOOK_DEFAULTS.sessions})
   --pool <n>            webhooks: pre-signed requests (default 1500 per second of run)
   --warmup <s>          webhooks: warm-up before measuring (default ${WEBHOOK_DEFAULTS.warmupS})
   --subscribers <n>     fanout: subscribers on process B (default ${FANOUT_DEFAULTS.subscribers})
@@ -43,6 +55,11 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       only: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      targets: { type: 'string' },
+      rooms: { type: 'string' },
+      scale: { type: 'boolean', default: false },
+      'no-quickstart': { type: 'boolean', default: false },
       duration: { type: 'string' },
       json: { type: 'boolean', default: false },
       connections: { type: 'string' },
@@ -74,7 +91,7 @@ async function main(): Promise<number> {
     if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number between ${min} and ${max}`);
     return n;
   };
-  const only = (values.only ?? BENCHES.join(','))
+  const only = (values.only ?? 'compare')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -89,7 +106,7 @@ async function main(): Promise<number> {
   await requireBackends();
   const results: BenchResult[] = [];
   const log = (line: string) => {
-    if (!json) process.stderr.write(`${line}\n`);
+    process.stderr.write(`${line}\n`); // progress on stderr: stdout stays one JSON object with --json
   };
   for (const name of only as BenchName[]) {
     const waitIdleS = num('wait-idle', 0, 0, 3600);
@@ -98,7 +115,38 @@ async function main(): Promise<number> {
     const started = Date.now();
     let result: BenchResult;
     try {
-      if (name === 'webhooks') {
+      if (name === 'compare') {
+        const base = { ...COMPARE_DEFAULTS, ...(values.quick ? COMPARE_QUICK : {}) };
+        const targets = (values.targets ?? 'ours,peer').split(',').map((t) => t.trim()) as TargetName[];
+        for (const t of targets) if (t !== 'ours' && t !== 'peer') throw new Error(`unknown target ${JSON.stringify(t)}; choose from ours, peer`);
+        const streams = num('subscribers', base.streams, 1, 1_000_000);
+        const opts: CompareOptions = {
+          ...base,
+          targets,
+          ingestS: num('duration', base.ingestS, 1, 600),
+          connections: num('connections', base.connections, 1, 1000),
+          sessions: num('sessions', base.sessions, 1, 100_000),
+          streams: values.scale ? Math.min(streams, base.streams) : streams,
+          rooms: num('rooms', base.rooms, 1, 100_000),
+          quickStart: base.quickStart && !values['no-quickstart'],
+          scaleStreams: !values.scale ? [] : values.quick ? [100, 1_000] : [1_000, 10_000, values.subscribers ? streams : 50_000],
+          scaleProcesses: values.scale ? [2, 4] : [],
+          cpuProfDir,
+          log,
+        };
+        const load = loadavg();
+        const compared = await runCompare(opts);
+        const loadAfter = loadavg();
+        const noise = `load average (1/5/15 min) before ${load.map((l) => round1(l)).join(' / ')}, after ${loadAfter.map((l) => round1(l)).join(' / ')}; open-file limit ${streamLimit() + 500}`;
+        result = {
+          name,
+          ok: compared.problems.length === 0,
+          problems: compared.problems,
+          rows: [],
+          data: { figures: compared.figures, scale: compared.scale, details: compared.details, options: { ...opts, log: undefined }, noise },
+        };
+        if (!json) process.stdout.write(`\n${formatCompare(compared)}\n\n${noise}\n`);
+      } else if (name === 'webhooks') {
         result = await runWebhookBench({
           durationS: num('duration', WEBHOOK_DEFAULTS.durationS, 1, 600),
           warmupS: num('warmup', WEBHOOK_DEFAULTS.warmupS, 0, 60),
@@ -137,7 +185,10 @@ async function main(): Promise<number> {
     }
   }
 
-  const profile = cpuProfDir ? summarizeCpuProfiles(cpuProfDir) : undefined;
+  // compare writes each target's profiles into <dir>/ours and <dir>/peer.
+  const profileDirs = cpuProfDir ? (only.includes('compare') ? ['ours', 'peer'].map((t) => join(cpuProfDir, t)) : [cpuProfDir]) : [];
+  const summaries = profileDirs.map((dir) => ({ dir, ...summarizeCpuProfiles(dir) })).filter((s) => s.data.length > 0);
+  const profile = summaries.length > 0 ? { text: summaries.map((s) => `### ${s.dir}\n${s.text}`).join('\n\n'), data: summaries.map((s) => s.data) } : undefined;
   if (profile && !json) process.stdout.write(`\n${profile.text}\n`);
   if (json) {
     const output = {
@@ -153,6 +204,8 @@ async function main(): Promise<number> {
   }
   return results.every((r) => r.ok) ? 0 : 1;
 }
+
+const round1 = (n: number) => Math.round(n * 100) / 100;
 
 let interrupted = false;
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

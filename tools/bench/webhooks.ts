@@ -123,7 +123,8 @@ export async function buildPool(
     if (Math.random() < retryShare) retries.push({ at: pool.length + 500 + Math.floor(Math.random() * 500), of: item });
   }
   for (let i = 0; i < unsigned.length; i += 2000) {
-    await Promise.all(unsigned.slice(i, i + 2000).map(async (u) => (u.item.auth = await signBody(u.body, BENCH_CREDENTIALS))));
+    // An hour, not LiveKit's 5 minutes: the side-by-side run sends one pool to several targets over many minutes.
+    await Promise.all(unsigned.slice(i, i + 2000).map(async (u) => (u.item.auth = await signBody(u.body, BENCH_CREDENTIALS, '1h'))));
   }
   // Retries share the original's token (LiveKit retries the same request).
   const byId = new Map(pool.filter((p) => !p.retry).map((p) => [p.id, p]));
