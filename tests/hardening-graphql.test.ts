@@ -13,11 +13,11 @@ import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
 import { buildSchema } from '../src/graphql/schema.js';
 import { MAX_ROOM_NAME_LENGTH } from '../src/sessions/limits.js';
-import { newRoomInstance, sendEvent } from '../tools/lib/livekit-emulator.js';
+import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from './support/backends.js';
-import { wsClient } from './support/clients.js';
-import { adminToken, createSession, errorCodes, gql, mintToken } from './support/graphql.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
+import { wsClient } from '../tools/kit/clients.js';
+import { adminToken, createSession, errorCodes, gql, mintToken } from '../tools/kit/graphql.js';
 
 type Result = { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> };
 
