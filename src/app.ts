@@ -11,6 +11,7 @@ import { createMetrics } from './metrics.js';
 import { createLocalBus, createRedisBus, type ChangeBus } from './realtime/bus.js';
 import { createChangePublisher } from './realtime/outbox.js';
 import { createHttpServer } from './router.js';
+import { serveLivePage } from './dashboard/page.js';
 import { reconcileSessions } from './sessions/reconcile.js';
 import { pruneOldRecords } from './sessions/retention.js';
 import { WEBHOOK_PATH } from './webhooks/route.js';
@@ -65,6 +66,7 @@ export async function createApp(
   const graphql = createGraphQLServer({ config, db, bus, logger, metrics, verifyToken, devToken });
 
   const { server, inFlightWebhooks } = createHttpServer({
+    livePage: config.dashboard ? (req, res) => serveLivePage(req, res, { devToken, authOff: verifyToken === null }) : undefined,
     logger,
     metrics,
     graphql,

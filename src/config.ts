@@ -56,6 +56,7 @@ const envSchema = z.object({
   WEBHOOK_MAX_BODY_BYTES: int(1024 * 1024, 1024, 16 * 1024 * 1024),
   WEBHOOK_BODY_TIMEOUT_SECONDS: int(10, 1, 300),
   SESSION_AUTO_CREATE: flag(false),
+  DASHBOARD: flag(true),
 
   DATABASE_URL: optionalString,
   DATABASE_SCHEMA: z
@@ -105,6 +106,8 @@ export type Config = Readonly<{
     bodyTimeoutSeconds: number;
   }>;
   sessionAutoCreate: boolean;
+  /** The live sessions page at GET / and /sessions (DASHBOARD=off: 404). */
+  dashboard: boolean;
   database: Readonly<{ kind: 'postgres'; url: string; schema: string; poolMax: number } | { kind: 'pglite'; dataDir: string; schema: string }>;
   redis: Readonly<{ url: string | undefined; prefix: string }>;
   reconcileIntervalSeconds: number;
@@ -197,6 +200,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
       bodyTimeoutSeconds: e.WEBHOOK_BODY_TIMEOUT_SECONDS,
     }),
     sessionAutoCreate: e.SESSION_AUTO_CREATE,
+    dashboard: e.DASHBOARD,
     database: Object.freeze(
       e.DATABASE_URL
         ? { kind: 'postgres' as const, url: e.DATABASE_URL, schema: e.DATABASE_SCHEMA, poolMax: e.DATABASE_POOL_MAX }

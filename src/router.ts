@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { isLivePagePath } from './dashboard/page.js';
 import { GRAPHQL_PATH, type GraphQLServer } from './graphql/server.js';
 import { BodyTooLargeError, readBody, RequestAbortedError } from './http/body.js';
 import { errorEnvelope, newErrorId } from './http/envelope.js';
@@ -17,6 +18,8 @@ export type HttpDeps = {
   graphqlMaxBodyBytes: number;
   /** Resolves to a list of problems; empty means ready. */
   readiness: () => Promise<string[]>;
+  /** The live sessions page (GET / and /sessions); absent when DASHBOARD=off. */
+  livePage?: (req: IncomingMessage, res: ServerResponse) => void;
 };
 
 /** The router above every route, on one plain HTTP server: the webhook route, GraphQL (HTTP, SSE, WebSocket), health, readiness and metrics on one port. */
@@ -35,7 +38,8 @@ export function createHttpServer(deps: HttpDeps): { server: Server; inFlightWebh
   });
 
   async function route(req: IncomingMessage, res: ServerResponse, log: Logger): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0];
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (deps.livePage && isLivePagePath(path)) return deps.livePage(req, res);
     switch (path) {
       case WEBHOOK_PATH:
         inFlight++;
