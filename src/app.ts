@@ -5,7 +5,7 @@ import { connectDatabase, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest, pendingMigrations } from './db/migrate.js';
 import { createGraphQLServer } from './graphql/server.js';
 import { createLiveKitTokenVerifier } from './livekit/jwt.js';
-import { createRoomLister } from './livekit/rooms.js';
+import { createParticipantLister, createRoomLister } from './livekit/rooms.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { createLocalBus, createRedisBus, type ChangeBus } from './realtime/bus.js';
@@ -94,10 +94,11 @@ export async function createApp(
   });
 
   const listRooms = config.livekit.url ? createRoomLister(config.livekit.url, config.livekit.apiKey, config.livekit.apiSecret) : null;
+  const listParticipants = config.livekit.url ? createParticipantLister(config.livekit.url, config.livekit.apiKey, config.livekit.apiSecret) : null;
   let reconciling: Promise<number | null> | undefined;
   const reconcileNow = () => {
     if (!listRooms) return Promise.resolve(null);
-    reconciling ??= reconcileSessions(db, listRooms)
+    reconciling ??= reconcileSessions(db, listRooms, undefined, listParticipants ?? undefined)
       .then((repairs) => {
         if (repairs === null) return null;
         for (const r of repairs) publisher.publishCommitted(r.change, r.changeId);

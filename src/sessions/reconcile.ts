@@ -1,10 +1,14 @@
-import { findNotLiveByRoomNames, listLiveSessions, lockSession, withReconcileLock } from './repo.js';
+import { applyLiveEvent, liveView, sameView, type LiveEvent, type LiveParticipant } from './live-state.js';
+import { findNotLiveByRoomNames, listLiveSessions, lockSession, recordLiveChange, saveLiveState, withReconcileLock } from './repo.js';
 import type { StatusEvent } from './status.js';
-import type { Db } from './tables.js';
+import type { Db, SessionRow } from './tables.js';
 import { applyStatusEvent, type CommittedChange } from './transition.js';
 
-/** A room as LiveKit's RoomService lists it. */
-export type ListedRoom = { name: string; sid: string; createdMs: number };
+/** A room as LiveKit's RoomService lists it (`numParticipants`: LiveKit's own count, when it gave one). */
+export type ListedRoom = { name: string; sid: string; createdMs: number; numParticipants?: number };
+
+/** LiveKit's RoomService ListParticipants for one room. */
+export type ListParticipants = (roomName: string) => Promise<LiveParticipant[]>;
 
 export type Repair = CommittedChange;
 
@@ -19,12 +23,31 @@ export const LIST_ROOMS_TIMEOUT_MS = 10_000;
  * a slow LiveKit never holds a database connection (PGlite has one) or a lock. Returns null when
  * another replica holds the lock.
  */
-export async function reconcileSessions(db: Db, listRooms: () => Promise<ListedRoom[]>, timeoutMs = LIST_ROOMS_TIMEOUT_MS): Promise<Repair[] | null> {
+export async function reconcileSessions(
+  db: Db,
+  listRooms: () => Promise<ListedRoom[]>,
+  timeoutMs = LIST_ROOMS_TIMEOUT_MS,
+  listParticipants?: ListParticipants,
+): Promise<Repair[] | null> {
   // Read before asking LiveKit: only an instance we knew before the call can be "gone" from its answer.
   const liveBefore = await listLiveSessions(db);
   const askedAt = Date.now();
   const rooms = await withTimeout(listRooms(), timeoutMs);
   const listed = new Map(rooms.map((r) => [r.name, r]));
+  // Participant drift: where LiveKit's count differs from our set (or its instance from ours), ask it who is there,
+  // still holding nothing. Our count is never taken from a webhook's numParticipants; LiveKit's own list repairs it.
+  const participantLists: Array<{ session: SessionRow; event: LiveEvent }> = [];
+  if (listParticipants) {
+    for (const session of liveBefore) {
+      const room = listed.get(session.room_name);
+      if (!room || room.numParticipants === undefined) continue;
+      const view = liveView(session.live_state);
+      if (view.participants.length === room.numParticipants) continue;
+      const askedAtMs = Date.now();
+      const participants = await withTimeout(listParticipants(room.name), timeoutMs);
+      participantLists.push({ session, event: { kind: 'participants_listed', room: { sid: room.sid, createdMs: room.createdMs }, participants, askedAtMs } });
+    }
+  }
 
   return withReconcileLock(db, async (conn) => {
     const repairs: Repair[] = [];
@@ -38,6 +61,10 @@ export async function reconcileSessions(db: Db, listRooms: () => Promise<ListedR
       const repair = await applyRepair(conn, id, { kind: 'room_started', room: { sid: room.sid, createdMs: room.createdMs } });
       if (repair) repairs.push(repair);
     }
+    for (const { session, event } of participantLists) {
+      const repair = await applyLiveRepair(conn, session.id, event);
+      if (repair) repairs.push(repair);
+    }
     return repairs;
   });
 }
@@ -46,7 +73,25 @@ function applyRepair(db: Db, sessionId: string, event: StatusEvent): Promise<Rep
   return db.transaction().execute(async (trx) => {
     const session = await lockSession(trx, { id: sessionId });
     if (!session) return undefined;
-    return (await applyStatusEvent(trx, session, event, { eventType: 'reconcile', at: new Date() })).committed;
+    // A stopped room also ends its participants and egresses, as its room_finished webhook would.
+    const live = applyLiveEvent(session.live_state, event);
+    const withLive = live !== session.live_state ? await saveLiveState(trx, session.id, live) : session;
+    const transition = await applyStatusEvent(trx, withLive, event, { eventType: 'reconcile', at: new Date() });
+    if (transition.committed || sameView(session.live_state, live)) return transition.committed;
+    return recordLiveChange(trx, withLive, { liveState: live, eventType: 'reconcile' });
+  });
+}
+
+/** Applies LiveKit's participant list under the row lock; a change clients can see gets a version like any other. */
+function applyLiveRepair(db: Db, sessionId: string, event: LiveEvent): Promise<Repair | undefined> {
+  return db.transaction().execute(async (trx) => {
+    const session = await lockSession(trx, { id: sessionId });
+    if (!session) return undefined;
+    const live = applyLiveEvent(session.live_state, event);
+    if (live === session.live_state) return undefined;
+    if (sameView(session.live_state, live)) return void (await saveLiveState(trx, session.id, live));
+    const { change, changeId } = await recordLiveChange(trx, session, { liveState: live, eventType: 'reconcile' });
+    return { change, changeId };
   });
 }
 
