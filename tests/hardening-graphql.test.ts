@@ -5,12 +5,14 @@
  * every field says what it is and which grant it needs.
  */
 import { networkInterfaces } from 'node:os';
+import { runInNewContext } from 'node:vm';
 import { isInputObjectType, isInterfaceType, isObjectType, type GraphQLFieldMap } from 'graphql';
 import type { Client } from 'graphql-ws';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createApp } from '../src/app.js';
 import { loadConfig } from '../src/config.js';
+import { FORGET_OLD_TOKENS } from '../src/graphql/graphiql.js';
 import { buildSchema } from '../src/graphql/schema.js';
 import { MAX_ROOM_NAME_LENGTH } from '../src/sessions/limits.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
@@ -441,6 +443,40 @@ describe('development admin token (issue 8 item 1, issue 9 point 11)', { timeout
     } finally {
       await forced.stop();
     }
+  });
+
+  it("the page's first script drops a dev-admin token earlier versions saved in tabs and reopens the saved tab (no duplicate)", async () => {
+    const oldAdmin = await mintToken({ roomList: true }, { identity: 'dev-admin' });
+    const mine = await mintToken({ roomJoin: true, room: 'r' }, { identity: 'someone' });
+    const tab = (id: string, query: string, headers: Record<string, string> | null) => ({
+      id,
+      title: id,
+      query,
+      variables: null,
+      headers: headers && JSON.stringify(headers),
+      operationName: null,
+      response: null,
+    });
+    const store = new Map([
+      [
+        'graphiql:tabState',
+        JSON.stringify({
+          activeTabIndex: 1,
+          tabs: [tab('a', '{ a }', { Authorization: `Bearer ${oldAdmin}` }), tab('b', '{ b }', { Authorization: `Bearer ${mine}`, 'X-Other': '1' })],
+        }),
+      ],
+    ]);
+    let replaced: string | undefined;
+    runInNewContext(FORGET_OLD_TOKENS, {
+      localStorage: { getItem: (k: string) => store.get(k) ?? null, setItem: (k: string, v: string) => void store.set(k, v) },
+      location: { href: 'http://127.0.0.1:3000/graphql' },
+      history: { replaceState: (_s: unknown, _t: string, url: URL) => void (replaced = String(url)) },
+      URL,
+      atob,
+    });
+    const state = JSON.parse(store.get('graphiql:tabState')!) as { tabs: Array<{ headers: string | null }> };
+    expect(state.tabs.map((t) => t.headers && JSON.parse(t.headers))).toEqual([null, { Authorization: `Bearer ${mine}`, 'X-Other': '1' }]);
+    expect(new URL(replaced!).searchParams.get('query')).toBe('{ b }');
   });
 
   const external = Object.values(networkInterfaces())

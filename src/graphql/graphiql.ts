@@ -48,7 +48,7 @@ export function withPageNote(html: string, options: GraphiQLOptions, dev: Graphi
  * every tab's headers (it expired or changed with each restart), and points the URL at the saved active tab so
  * GraphiQL finds it instead of adding another default tab.
  */
-const FORGET_OLD_TOKENS = `(() => {
+export const FORGET_OLD_TOKENS = `(() => {
   try {
     const raw = localStorage.getItem('graphiql:tabState');
     if (!raw) return;
