@@ -321,7 +321,8 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
       const retried = await postWebhook(t.url, started.body, started.token);
       expect(retried.status).toBe(200);
       expect(retried.json.results).toMatchObject({ action: 'status_updated', old_status: 'ready', new_status: 'live' });
-      expect((await postWebhook(t.url, joined.body, joined.token)).json.results.action).toBe('event_logged');
+      // A join changes the live state (issue 10).
+      expect((await postWebhook(t.url, joined.body, joined.token)).json.results.action).toBe('live_updated');
       expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
       expect(await direct.selectFrom('webhook_events').select('id').where('id', 'in', [started.id, joined.id]).execute()).toHaveLength(2);
       expect(await direct.selectFrom('sessions').select(['status', 'version']).where('id', '=', rowId(session.id)).executeTakeFirst()).toEqual({

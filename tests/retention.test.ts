@@ -26,7 +26,7 @@ it('deletes webhook records and published history past the retention, never sess
     if (unpublished.length === 0) break;
     await new Promise((r) => setTimeout(r, 50));
   }
-  // Age the first event and both changes past 30 days; keep version 3's change unpublished.
+  // Age the first event and every change past 30 days; keep the last change (version 4: the join is version 3 since issue 10) unpublished.
   await db
     .updateTable('webhook_events')
     .set({ received_at: sql`now() - interval '31 days'` })
@@ -37,7 +37,7 @@ it('deletes webhook records and published history past the retention, never sess
     .set({ changed_at: sql`now() - interval '31 days'` })
     .where('session_id', '=', sessionId)
     .execute();
-  await db.updateTable('session_changes').set({ published_at: null }).where('session_id', '=', sessionId).where('version', '=', 3).execute();
+  await db.updateTable('session_changes').set({ published_at: null }).where('session_id', '=', sessionId).where('version', '=', 4).execute();
 
   const deleted = await pruneOldRecords(db, 30);
   expect(deleted.events).toBeGreaterThanOrEqual(1);
@@ -47,7 +47,7 @@ it('deletes webhook records and published history past the retention, never sess
   expect(events.map((e) => e.id)).not.toContain(oldEvent.eventId);
   expect(events.map((e) => e.id)).toContain(freshEvent.eventId);
   const changes = await db.selectFrom('session_changes').select('version').where('session_id', '=', sessionId).execute();
-  expect(changes.map((c) => c.version)).toEqual([3]);
+  expect(changes.map((c) => c.version)).toEqual([4]);
   const row = await db.selectFrom('sessions').selectAll().where('id', '=', sessionId).executeTakeFirstOrThrow();
-  expect(row).toMatchObject({ status: 'STOPPED', version: 3, room_name: session.roomName });
+  expect(row).toMatchObject({ status: 'STOPPED', version: 4, room_name: session.roomName });
 });
