@@ -47,6 +47,7 @@ const envSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: int(3000, 0, 65535),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
 
   LIVEKIT_URL: optionalString.pipe(z.url({ protocol: /^(wss?|https?)$/ }).optional()),
   LIVEKIT_API_KEY: z.string().min(1).default(DEV_API_KEY),
@@ -62,6 +63,7 @@ const envSchema = z.object({
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lowercase SQL identifier')
     .default('public'),
   DATABASE_POOL_MAX: int(10, 1, 200),
+  DATABASE_CONNECT_TIMEOUT_SECONDS: int(30, 0, 3600),
   PGLITE_DATA_DIR: z.string().min(1).default('.data/pglite'),
 
   REDIS_URL: optionalString,
@@ -88,6 +90,8 @@ export type Config = Readonly<{
   host: string;
   port: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** Unset: human-readable in development on a terminal, JSON lines otherwise. */
+  logFormat: 'json' | 'pretty' | undefined;
   livekit: Readonly<{
     url: string | undefined;
     apiKey: string;
@@ -98,7 +102,10 @@ export type Config = Readonly<{
     maxBodyBytes: number;
   }>;
   sessionAutoCreate: boolean;
-  database: Readonly<{ kind: 'postgres'; url: string; schema: string; poolMax: number } | { kind: 'pglite'; dataDir: string; schema: string }>;
+  database: Readonly<
+    /** connectTimeoutSeconds: how long start-up waits for Postgres to answer (replicas may start first). */
+    { kind: 'postgres'; url: string; schema: string; poolMax: number; connectTimeoutSeconds: number } | { kind: 'pglite'; dataDir: string; schema: string }
+  >;
   redis: Readonly<{ url: string | undefined; prefix: string }>;
   reconcileIntervalSeconds: number;
   /** Webhook records and published change history older than this are deleted (0: kept forever). */
@@ -169,6 +176,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     host: e.HOST,
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     livekit: Object.freeze({
       url: e.LIVEKIT_URL,
       apiKey: e.LIVEKIT_API_KEY,
@@ -180,7 +188,13 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     sessionAutoCreate: e.SESSION_AUTO_CREATE,
     database: Object.freeze(
       e.DATABASE_URL
-        ? { kind: 'postgres' as const, url: e.DATABASE_URL, schema: e.DATABASE_SCHEMA, poolMax: e.DATABASE_POOL_MAX }
+        ? {
+            kind: 'postgres' as const,
+            url: e.DATABASE_URL,
+            schema: e.DATABASE_SCHEMA,
+            poolMax: e.DATABASE_POOL_MAX,
+            connectTimeoutSeconds: e.DATABASE_CONNECT_TIMEOUT_SECONDS,
+          }
         : { kind: 'pglite' as const, dataDir: e.PGLITE_DATA_DIR, schema: e.DATABASE_SCHEMA },
     ),
     redis: Object.freeze({ url: e.REDIS_URL, prefix: e.REDIS_PREFIX }),
