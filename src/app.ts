@@ -6,15 +6,16 @@ import type { Config } from './config.js';
 import { connectDatabase, isDatabaseUnavailable, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest, pendingMigrations } from './db/migrate.js';
 import { createGraphQLServer } from './graphql/server.js';
-import { createHttpServer } from './http/server.js';
 import { createLiveKitTokenVerifier } from './livekit/jwt.js';
 import { createRoomLister } from './livekit/rooms.js';
 import { createLogger, type Logger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { createLocalBus, createRedisBus, type ChangeBus } from './realtime/bus.js';
 import { createChangePublisher } from './realtime/outbox.js';
+import { createHttpServer } from './router.js';
 import { reconcileSessions } from './sessions/reconcile.js';
 import { pruneOldRecords } from './sessions/retention.js';
+import { WEBHOOK_PATH } from './webhooks/route.js';
 import { createWebhookVerifier } from './webhooks/verify.js';
 
 export type App = {
@@ -58,6 +59,7 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
       logger,
       metrics,
       maxBodyBytes: config.livekit.maxBodyBytes,
+      bodyTimeoutMs: config.livekit.bodyTimeoutSeconds * 1000,
       autoCreate: config.sessionAutoCreate,
     },
     readiness: async () => {
@@ -134,7 +136,7 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
           auth: config.graphql.authMode,
           reconcile: listRooms && config.reconcileIntervalSeconds > 0 ? `every ${config.reconcileIntervalSeconds}s` : 'off',
         },
-        `listening on ${url} (webhook ${url}/api/v1/webhooks/livekit, GraphQL ${url}/graphql)`,
+        `listening on ${url} (webhook ${url}${WEBHOOK_PATH}, GraphQL ${url}/graphql)`,
       );
       if (config.graphql.authMode === 'off')
         logger.warn('AUTH_MODE=off: every GraphQL client can read, watch and create every session. Local experiments only.');

@@ -55,6 +55,7 @@ const envSchema = z.object({
   LIVEKIT_WEBHOOK_KEYS: list,
   WEBHOOK_CLOCK_TOLERANCE_SECONDS: int(60, 0, 600),
   WEBHOOK_MAX_BODY_BYTES: int(1024 * 1024, 1024, 16 * 1024 * 1024),
+  WEBHOOK_BODY_TIMEOUT_SECONDS: int(10, 1, 300),
   SESSION_AUTO_CREATE: flag(false),
 
   DATABASE_URL: optionalString,
@@ -100,6 +101,8 @@ export type Config = Readonly<{
     webhookKeys: ReadonlyMap<string, string>;
     clockToleranceSeconds: number;
     maxBodyBytes: number;
+    /** The whole webhook body must arrive within this, or 408. */
+    bodyTimeoutSeconds: number;
   }>;
   sessionAutoCreate: boolean;
   database: Readonly<
@@ -184,6 +187,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
       webhookKeys,
       clockToleranceSeconds: e.WEBHOOK_CLOCK_TOLERANCE_SECONDS,
       maxBodyBytes: e.WEBHOOK_MAX_BODY_BYTES,
+      bodyTimeoutSeconds: e.WEBHOOK_BODY_TIMEOUT_SECONDS,
     }),
     sessionAutoCreate: e.SESSION_AUTO_CREATE,
     database: Object.freeze(

@@ -502,11 +502,20 @@ const CASES: Case[] = [
   },
   {
     name: 'webhook: 10 MB body, chunked without Content-Length (raw)',
-    send: () =>
-      rawHttp(requestHead('POST', WEBHOOK, { 'Content-Type': 'application/webhook+json', Authorization: 'x', 'Transfer-Encoding': 'chunked' }, false), {
-        bytes: 10 * 1024 * 1024,
-        chunked: true,
-      }),
+    // Validly signed (for another body): a junk token is refused before the body is read (401, issue 8).
+    send: async () =>
+      rawHttp(
+        requestHead(
+          'POST',
+          WEBHOOK,
+          { 'Content-Type': 'application/webhook+json', Authorization: await signBody('{}'), 'Transfer-Encoding': 'chunked' },
+          false,
+        ),
+        {
+          bytes: 10 * 1024 * 1024,
+          chunked: true,
+        },
+      ),
     want: { status: 413, errcode: 'E_PAYLOAD_TOO_LARGE' },
   },
 

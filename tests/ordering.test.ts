@@ -20,14 +20,19 @@ import { adminToken } from '../tools/kit/graphql.js';
 /** Cases per run; they go in fast-check runs of BATCH cases delivered side by side (different rooms). */
 const NUM_CASES = Number(process.env.ORDERING_CASES ?? 200);
 const BATCH = 8;
+/** Cases of the auto-create run (fewer: it repeats the same deliveries without subscribers). */
+const AUTO_CASES = Math.max(BATCH, Math.round(NUM_CASES / 2));
 const SEED = process.env.ORDERING_SEED === undefined ? undefined : Number(process.env.ORDERING_SEED);
 
 let t: TestApp;
+/** The same service with SESSION_AUTO_CREATE=true: sessions appear from the webhooks themselves (issue 8). */
+let tAuto: TestApp;
 let ws: Client;
 const stats = { cases: 0, rooms: 0, requests: 0, statusChanges: 0, subscriberEvents: 0, staleAnswers: 0, duplicateAnswers: 0, tieBreaks: 0 };
 
 beforeAll(async () => {
   t = await startTestApp({ SESSION_AUTO_CREATE: 'false' });
+  tAuto = await startTestApp({ SESSION_AUTO_CREATE: 'true' });
   const token = await adminToken();
   ws = createClient({
     url: `${t.url.replace(/^http/, 'ws')}/graphql`,
@@ -40,6 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await ws?.dispose();
   await t?.stop();
+  await tAuto?.stop();
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -109,11 +115,12 @@ function expectedFinal(model: CaseModel, instances: RoomInstance[][], roomIdx: n
 // ---------------------------------------------------------------------------------------------
 // Delivery over real HTTP, checking every answer against the pure rule for the order delivered.
 
-async function deliver(sequence: Delivery[], roomCount: number, label: string): Promise<void> {
+async function deliver(target: TestApp, sequence: Delivery[], roomCount: number, label: string): Promise<void> {
+  // Without a session row, auto-create starts from READY with no instance: the same state the rule folds from.
   const states: SessionState[] = Array.from({ length: roomCount }, () => ({ status: 'READY', roomSid: null, roomCreatedMs: null }));
   const seen = new Set<string>();
   for (const [step, d] of sequence.entries()) {
-    const res = await postWebhook(t.url, d.body, await signBody(d.body));
+    const res = await postWebhook(target.url, d.body, await signBody(d.body));
     stats.requests++;
     const where = `${label} step ${step} (${d.type} ${d.instance.sid}@${d.instance.createdMs} id ${d.id})`;
     expect(res.status, `${where}: ${res.text}`).toBe(200);
@@ -192,8 +199,9 @@ async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean
 
 let caseNo = 0;
 
-async function runCase(model: CaseModel): Promise<void> {
-  const db = t.app.database.db;
+async function runCase(model: CaseModel, autoCreate = false): Promise<void> {
+  const target = autoCreate ? tAuto : t;
+  const db = target.app.database.db;
   const n = caseNo++;
   const tag = `${Date.now().toString(36)}${n}`;
   const baseMs = Date.now() - 3_600_000 + n * 10_000;
@@ -215,11 +223,14 @@ async function runCase(model: CaseModel): Promise<void> {
     if (new Set(keys).size < keys.length) stats.tieBreaks++;
   }
 
-  await db
-    .insertInto('sessions')
-    .values([...roomsShuffled, ...roomsInOrder].map((room_name) => ({ room_name, title: null, status: 'READY' as const })))
-    .execute();
-  const watches = new Map([...roomsShuffled, ...roomsInOrder].map((name) => [name, watch(name)]));
+  // With auto-create the webhooks make the sessions (nothing to subscribe to beforehand); otherwise they exist first.
+  if (!autoCreate) {
+    await db
+      .insertInto('sessions')
+      .values([...roomsShuffled, ...roomsInOrder].map((room_name) => ({ room_name, title: null, status: 'READY' as const })))
+      .execute();
+  }
+  const watches = new Map(autoCreate ? [] : [...roomsShuffled, ...roomsInOrder].map((name) => [name, watch(name)]));
   try {
     const snapshotsArrived = Promise.all([...watches.values()].map((w) => w.ready));
     let timer: NodeJS.Timeout | undefined;
@@ -232,7 +243,7 @@ async function runCase(model: CaseModel): Promise<void> {
     }
 
     // The two sets are different rooms: deliver both at once, each strictly one request at a time.
-    await Promise.all([deliver(shuffled, model.rooms.length, 'random order'), deliver(withRetriesInOrder, model.rooms.length, 'in order')]);
+    await Promise.all([deliver(target, shuffled, model.rooms.length, 'random order'), deliver(target, withRetriesInOrder, model.rooms.length, 'in order')]);
 
     const rows = await db
       .selectFrom('sessions')
@@ -285,7 +296,7 @@ describe('arrival order (issue 4)', () => {
     // (replay with ORDERING_SEED=<seed>).
     await fc.assert(
       fc.asyncProperty(fc.array(caseArb, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
-        await Promise.all(batch.map(runCase));
+        await Promise.all(batch.map((model) => runCase(model)));
       }),
       { numRuns: Math.ceil(NUM_CASES / BATCH), seed: SEED },
     );
@@ -297,6 +308,19 @@ describe('arrival order (issue 4)', () => {
     expect(stats.staleAnswers).toBeGreaterThan(0);
     expect(stats.duplicateAnswers).toBeGreaterThan(0);
     expect(stats.tieBreaks).toBeGreaterThan(0);
+  }, 120_000);
+
+  it(`with SESSION_AUTO_CREATE=true, ${AUTO_CASES} random event sets end the same in random and in LiveKit's order`, async () => {
+    const before = { ...stats };
+    await fc.assert(
+      fc.asyncProperty(fc.array(caseArb, { minLength: BATCH, maxLength: BATCH }), async (batch) => {
+        await Promise.all(batch.map((model) => runCase(model, true)));
+      }),
+      { numRuns: Math.ceil(AUTO_CASES / BATCH), seed: SEED },
+    );
+    expect(stats.cases - before.cases).toBeGreaterThanOrEqual(AUTO_CASES);
+    // A finish before its start must have come up (it is the case auto-create used to get wrong).
+    expect(stats.staleAnswers - before.staleAnswers).toBeGreaterThan(0);
   }, 120_000);
 
   it('leaves no subscription open on the server once the subscribers are disposed', async () => {

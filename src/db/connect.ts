@@ -4,6 +4,7 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
+import { lockDataDir } from './pglite-lock.js';
 import type { Database } from './types.js';
 
 export type Db = Kysely<Database>;
@@ -42,18 +43,35 @@ export async function connectDatabase(config: Config['database'], logger: Logger
 
   const { PGlite } = await import('@electric-sql/pglite');
   const inMemory = config.dataDir === 'memory://';
-  if (!inMemory) mkdirSync(config.dataDir, { recursive: true });
-  const pglite = new PGlite(inMemory ? undefined : config.dataDir);
+  if (inMemory) return wrapPglite(await openPglite(PGlite, undefined), config.schema, 'pglite (in memory)', () => {});
+  mkdirSync(config.dataDir, { recursive: true });
+  // Before opening: a second process on the folder must be refused, not diverge silently.
+  const unlock = lockDataDir(config.dataDir);
+  try {
+    return await wrapPglite(await openPglite(PGlite, config.dataDir), config.schema, `pglite ${config.dataDir}`, unlock);
+  } catch (err) {
+    unlock();
+    throw err;
+  }
+}
+
+async function openPglite(PGlite: typeof import('@electric-sql/pglite').PGlite, dataDir: string | undefined) {
+  const pglite = new PGlite(dataDir);
   await pglite.waitReady;
-  return wrapPglite(pglite, config.schema, inMemory ? 'pglite (in memory)' : `pglite ${config.dataDir}`);
+  return pglite;
 }
 
 /** PGlite is a single connection: the dialect serialises queries and transactions on it. */
-async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, schema: string, description: string): Promise<DatabaseHandle> {
+async function wrapPglite(pglite: import('@electric-sql/pglite').PGlite, schema: string, description: string, unlock: () => void): Promise<DatabaseHandle> {
   const db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) });
-  await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
-  await sql`set search_path to ${sql.id(schema)}`.execute(db);
-  return { db, description: `${description} (schema ${schema})`, close: () => db.destroy() };
+  try {
+    await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
+    await sql`set search_path to ${sql.id(schema)}`.execute(db);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return { db, description: `${description} (schema ${schema})`, close: () => db.destroy().finally(unlock) };
 }
 
 const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EPIPE', '57P01', '57P02', '57P03', '53300']);

@@ -17,7 +17,6 @@ export type IngestAction = 'status_updated' | 'event_logged' | 'no_change' | 'se
 
 export type IngestResult = {
   action: IngestAction;
-  processed: boolean;
   eventType: string;
   roomName: string | null;
   sessionId: string | null;
@@ -25,15 +24,6 @@ export type IngestResult = {
   newStatus: SessionStatus | null;
   /** Set when a status change was committed: publish it (after commit). */
   committed?: { change: SessionChange; changeId: string };
-};
-
-const PROCESSED: Record<IngestAction, boolean> = {
-  status_updated: true,
-  event_logged: true,
-  no_change: true,
-  session_not_found: false,
-  duplicate: false,
-  stale_event: false,
 };
 
 class DuplicateEvent extends Error {}
@@ -50,7 +40,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
   if (!isStatusEvent) {
     const inserted = await recordEvent(db, event, 'event_logged', null);
     const action: IngestAction = inserted ? 'event_logged' : 'duplicate';
-    return { ...base, action, processed: PROCESSED[action], sessionId: null, oldStatus: null, newStatus: null };
+    return { ...base, action, sessionId: null, oldStatus: null, newStatus: null };
   }
 
   try {
@@ -58,7 +48,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
       const session = await lockSession(trx, event, opts.autoCreate);
       if (!session) {
         if (!(await recordEvent(trx, event, 'session_not_found', null))) throw new DuplicateEvent();
-        return { ...base, action: 'session_not_found' as const, processed: false, sessionId: null, oldStatus: null, newStatus: null };
+        return { ...base, action: 'session_not_found' as const, sessionId: null, oldStatus: null, newStatus: null };
       }
       const decision = decide(
         { status: session.status, roomSid: session.room_sid, roomCreatedMs: session.room_created_ms },
@@ -66,7 +56,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
       );
       if (!(await recordEvent(trx, event, decision.action, session.id))) throw new DuplicateEvent();
 
-      const result = { ...base, action: decision.action, processed: PROCESSED[decision.action], sessionId: session.id, oldStatus: session.status };
+      const result = { ...base, action: decision.action, sessionId: session.id, oldStatus: session.status };
       if (decision.action === 'stale_event') return { ...result, newStatus: session.status };
       if (decision.action === 'no_change') {
         if (decision.room.sid !== session.room_sid) await moveRoomInstance(trx, session.id, decision.room);
@@ -82,7 +72,7 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
     });
   } catch (err) {
     if (err instanceof DuplicateEvent) {
-      return { ...base, action: 'duplicate', processed: false, sessionId: null, oldStatus: null, newStatus: null };
+      return { ...base, action: 'duplicate', sessionId: null, oldStatus: null, newStatus: null };
     }
     throw err;
   }
@@ -91,7 +81,9 @@ export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEve
 async function lockSession(trx: Transaction<Database>, event: IncomingEvent, autoCreate: boolean): Promise<SessionRow | undefined> {
   const roomName = event.roomName!;
   const found = await findByRoomName(trx, roomName, { forUpdate: true });
-  if (found || !autoCreate || event.type !== 'room_started') return found;
+  // A room_finished that overtook its room_started creates the session too (it ends STOPPED on that
+  // instance), so the late room_started is stale: the outcome must not depend on arrival order.
+  if (found || !autoCreate) return found;
   await createSession(trx, { roomName, title: null });
   return findByRoomName(trx, roomName, { forUpdate: true });
 }

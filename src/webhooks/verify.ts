@@ -2,14 +2,23 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { WebhookEvent } from '@livekit/protocol';
 import { createLiveKitTokenVerifier, TokenRejected, type VerifiedClaims } from '../livekit/jwt.js';
 import type { IncomingEvent } from '../sessions/ingest.js';
-import { WebhookError } from './envelope.js';
+import { idProblem, roomNameProblem, timeProblem } from '../sessions/limits.js';
+import { bearerToken } from '../http/authorization.js';
+import { HttpError } from '../http/envelope.js';
 
 /** LiveKit signs webhooks with 5-minute tokens; anything much longer-lived is not LiveKit's. */
 const MAX_TOKEN_LIFETIME_SECONDS = 600;
 
-const invalid = (cause: string) => new WebhookError(401, 'E_WEBHOOK_INVALID_SIGNATURE', `Webhook verification failed: ${cause}`);
+const invalid = (cause: string) => new HttpError(401, 'E_WEBHOOK_INVALID_SIGNATURE', `Webhook verification failed: ${cause}`);
 
-export type WebhookVerifier = (rawBody: Buffer, authorization: string | undefined) => Promise<IncomingEvent>;
+/** Checks a body against the verified token it came with, and reads the event from it. */
+export type WebhookBodyCheck = (rawBody: Buffer) => IncomingEvent;
+
+/**
+ * Verifies a webhook's Authorization before its body is read (signature, issuer, algorithm, times, a
+ * `sha256` claim), so junk is refused at once; resolves to the check of the body against that claim.
+ */
+export type WebhookVerifier = (authorization: string | undefined) => Promise<WebhookBodyCheck>;
 
 /**
  * Verifies a LiveKit webhook as `WebhookReceiver.receive()` does (token, then the body's SHA-256
@@ -20,11 +29,9 @@ export type WebhookVerifier = (rawBody: Buffer, authorization: string | undefine
 export function createWebhookVerifier(keys: ReadonlyMap<string, string>, clockToleranceSeconds: number): WebhookVerifier {
   const verifyToken = createLiveKitTokenVerifier(keys, clockToleranceSeconds);
 
-  return async (rawBody, authorization) => {
-    const header = authorization?.trim() ?? '';
-    if (header === '') throw new WebhookError(401, 'E_WEBHOOK_MISSING_AUTH', 'Missing Authorization header');
-    // LiveKit sends the bare JWT; clients that add "Bearer " are accepted too.
-    const token = header.replace(/^Bearer\s+/i, '');
+  return async (authorization) => {
+    const token = bearerToken(authorization);
+    if (token === null) throw new HttpError(401, 'E_WEBHOOK_MISSING_AUTH', 'Missing Authorization header');
 
     let claims: VerifiedClaims;
     try {
@@ -35,10 +42,12 @@ export function createWebhookVerifier(keys: ReadonlyMap<string, string>, clockTo
     }
     if (typeof claims.sha256 !== 'string' || claims.sha256 === '') throw invalid('token has no sha256 claim');
     const expected = Buffer.from(claims.sha256, 'base64');
-    const actual = createHash('sha256').update(rawBody).digest();
-    if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw invalid('hash mismatch');
 
-    return parseEvent(rawBody, actual);
+    return (rawBody) => {
+      const actual = createHash('sha256').update(rawBody).digest();
+      if (expected.length !== actual.length || !timingSafeEqual(expected, actual)) throw invalid('hash mismatch');
+      return parseEvent(rawBody, actual);
+    };
   };
 }
 
@@ -50,33 +59,45 @@ function parseEvent(rawBody: Buffer, bodyHash: Buffer): IncomingEvent {
   try {
     json = JSON.parse(utf8.decode(rawBody));
   } catch {
-    throw new WebhookError(400, 'E_WEBHOOK_INVALID_JSON', 'Webhook body is not valid UTF-8 JSON');
+    throw new HttpError(400, 'E_WEBHOOK_INVALID_JSON', 'Webhook body is not valid UTF-8 JSON');
   }
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new WebhookError(400, 'E_WEBHOOK_INVALID_JSON', 'Webhook body is not a JSON object');
+    throw new HttpError(400, 'E_WEBHOOK_INVALID_JSON', 'Webhook body is not a JSON object');
   }
   let event: WebhookEvent;
   try {
     event = WebhookEvent.fromJson(json as never, { ignoreUnknownFields: true });
   } catch (err) {
     const detail = err instanceof Error ? err.message.slice(0, 200) : 'invalid';
-    throw new WebhookError(400, 'E_WEBHOOK_INVALID_JSON', `Webhook body is not a LiveKit event: ${detail}`);
+    throw new HttpError(400, 'E_WEBHOOK_INVALID_JSON', `Webhook body is not a LiveKit event: ${detail}`);
   }
-  if (!event.event) throw new WebhookError(400, 'E_WEBHOOK_MISSING_EVENT_TYPE', 'Webhook event has no "event" type');
+  if (!event.event) throw new HttpError(400, 'E_WEBHOOK_MISSING_EVENT_TYPE', 'Webhook event has no "event" type');
 
-  const createdAtSeconds = Number(event.createdAt);
+  const createdAtMs = Number(event.createdAt) * 1000;
   const room = event.room;
+  const roomCreatedMs = Number(room?.creationTimeMs) || Number(room?.creationTime) * 1000;
+  // Everything stored must fit its column: a signed event that cannot be stored is refused (400, final), not retried as a 500.
+  const problems = [
+    field('id', event.id, idProblem),
+    field('event', event.event, idProblem),
+    field('createdAt', createdAtMs, timeProblem),
+    room?.name ? field('room.name', room.name, roomNameProblem) : null,
+    room?.name ? field('room.sid', room.sid, idProblem) : null,
+    room?.name ? field('room.creationTime', roomCreatedMs, timeProblem) : null,
+  ].filter((p) => p !== null);
+  if (problems.length > 0) throw new HttpError(400, 'E_WEBHOOK_INVALID_PAYLOAD', `Webhook event cannot be stored: ${problems.join('; ')}`);
+
   return {
     // LiveKit always sends an id; without one, retries of the same body still dedupe by its hash.
     id: event.id || `sha256:${bodyHash.toString('hex')}`,
     type: event.event,
     roomName: room?.name || null,
-    room: room?.name
-      ? {
-          sid: room.sid,
-          createdMs: Number(room.creationTimeMs) || Number(room.creationTime) * 1000 || createdAtSeconds * 1000 || 0,
-        }
-      : null,
-    createdAt: createdAtSeconds > 0 ? new Date(createdAtSeconds * 1000) : null,
+    room: room?.name ? { sid: room.sid, createdMs: roomCreatedMs || createdAtMs || 0 } : null,
+    createdAt: createdAtMs > 0 ? new Date(createdAtMs) : null,
   };
+}
+
+function field<T>(name: string, value: T, problem: (v: T) => string | null): string | null {
+  const p = problem(value);
+  return p === null ? null : `${name} ${p}`;
 }

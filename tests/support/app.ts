@@ -1,6 +1,6 @@
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { createLogger } from '../../src/logger.js';
+import { createLogger, type Logger } from '../../src/logger.js';
 import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from '../../tools/kit/backends.js';
 
 export type TestApp = { app: App; url: string; schema: string; prefix: string; stop(): Promise<void> };
@@ -10,7 +10,11 @@ export type TestApp = { app: App; url: string; schema: string; prefix: string; s
  * channel prefix), or on the embedded backends when those are not running here. Apps given the same
  * `shared` names share a database schema and channels, like replicas.
  */
-export async function startTestApp(env: Record<string, string> = {}, shared?: { schema: string; prefix: string }): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  shared?: { schema: string; prefix: string },
+  opts: { logger?: Logger } = {},
+): Promise<TestApp> {
   const backends = await availableBackends();
   const schema = shared?.schema ?? uniqueName('s');
   const prefix = shared?.prefix ?? `${schema}:`;
@@ -26,7 +30,7 @@ export async function startTestApp(env: Record<string, string> = {}, shared?: { 
     ...(backends.redis ? { REDIS_URL: TEST_REDIS_URL } : {}),
     ...env,
   });
-  const app = await createApp(config, { logger: createLogger(config.logLevel) });
+  const app = await createApp(config, { logger: opts.logger ?? createLogger(config.logLevel) });
   const url = await app.start();
   return {
     app,

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '../logger.js';
-import type { Metrics } from '../metrics.js';
-import { GRAPHQL_PATH, type GraphQLServer } from '../graphql/server.js';
-import { errorEnvelope, newErrorId } from '../webhooks/envelope.js';
-import { handleWebhook, WEBHOOK_PATH, type WebhookDeps } from '../webhooks/route.js';
-import { BodyTooLargeError, readBody } from './body.js';
-import { sendJson } from './respond.js';
+import { GRAPHQL_PATH, type GraphQLServer } from './graphql/server.js';
+import { BodyTooLargeError, readBody, RequestAbortedError } from './http/body.js';
+import { errorEnvelope, newErrorId } from './http/envelope.js';
+import { sendJson } from './http/respond.js';
+import type { Logger } from './logger.js';
+import type { Metrics } from './metrics.js';
+import { handleWebhook, WEBHOOK_PATH, type WebhookDeps } from './webhooks/route.js';
 
 export type HttpDeps = {
   logger: Logger;
@@ -19,7 +19,7 @@ export type HttpDeps = {
   readiness: () => Promise<string[]>;
 };
 
-/** The plain HTTP server: the webhook route, GraphQL (HTTP, SSE, WebSocket), health, readiness and metrics on one port. */
+/** The router above every route, on one plain HTTP server: the webhook route, GraphQL (HTTP, SSE, WebSocket), health, readiness and metrics on one port. */
 export function createHttpServer(deps: HttpDeps): { server: Server; inFlightWebhooks: () => number } {
   let inFlight = 0;
   const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000 }, (req, res) => {
@@ -27,6 +27,7 @@ export function createHttpServer(deps: HttpDeps): { server: Server; inFlightWebh
     res.setHeader('X-Request-Id', requestId);
     const log = deps.logger.child({ reqId: requestId });
     void route(req, res, log).catch((err: unknown) => {
+      if (err instanceof RequestAbortedError) return void log.info(`request not read: ${err.message}`);
       log.error({ err }, 'unhandled request error');
       if (!res.headersSent) sendJson(res, 500, errorEnvelope('E_INTERNAL', 'Internal error', newErrorId()));
       else res.destroy();
