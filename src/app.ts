@@ -40,7 +40,7 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
   const { db } = database;
   await migrateToLatest(db, config.database.schema);
 
-  const bus = config.redis.url ? createRedisBus(config.redis.url, config.redis.prefix, logger) : createLocalBus(logger);
+  const bus = config.redis.target ? createRedisBus(config.redis.target, config.redis.prefix, logger) : createLocalBus(logger);
   const publisher = createChangePublisher({ db, bus, logger, intervalMs: config.outboxIntervalMs, onPublished: (n) => metrics.published.inc(n) });
 
   const verifyToken = config.graphql.authMode === 'off' ? null : createLiveKitTokenVerifier(config.livekit.webhookKeys, config.livekit.clockToleranceSeconds);

@@ -68,6 +68,9 @@ const envSchema = z.object({
   PGLITE_DATA_DIR: z.string().min(1).default('.data/pglite'),
 
   REDIS_URL: optionalString,
+  REDIS_CLUSTER_NODES: list,
+  REDIS_SENTINELS: list,
+  REDIS_SENTINEL_NAME: optionalString,
   REDIS_PREFIX: z.string().default('lkss:'),
 
   RECONCILE_INTERVAL_SECONDS: int(60, 0, 86_400),
@@ -85,6 +88,12 @@ const envSchema = z.object({
   GRAPHQL_MAX_COST: int(5000, 100, 1_000_000),
   GRAPHQL_MAX_BODY_BYTES: int(100_000, 1024, 10 * 1024 * 1024),
 });
+
+export type RedisNode = Readonly<{ host: string; port: number }>;
+export type RedisTarget =
+  | Readonly<{ kind: 'single'; url: string }>
+  | Readonly<{ kind: 'cluster'; nodes: readonly RedisNode[] }>
+  | Readonly<{ kind: 'sentinel'; sentinels: readonly RedisNode[]; name: string }>;
 
 export type Config = Readonly<{
   env: 'development' | 'test' | 'production';
@@ -109,7 +118,13 @@ export type Config = Readonly<{
     /** connectTimeoutSeconds: how long start-up waits for Postgres to answer (replicas may start first). */
     { kind: 'postgres'; url: string; schema: string; poolMax: number; connectTimeoutSeconds: number } | { kind: 'pglite'; dataDir: string; schema: string }
   >;
-  redis: Readonly<{ url: string | undefined; prefix: string }>;
+  redis: Readonly<{
+    /** REDIS_URL when that is how Redis is configured. */
+    url: string | undefined;
+    /** Where pub/sub goes: one server, a Cluster, or the master named by Sentinels (undefined: in-process). */
+    target: RedisTarget | undefined;
+    prefix: string;
+  }>;
   reconcileIntervalSeconds: number;
   /** Webhook records and published change history older than this are deleted (0: kept forever). */
   retentionDays: number;
@@ -171,6 +186,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     problems.push('DATABASE_URL: must start with postgres:// or postgresql://');
   }
   if (e.REDIS_URL && !/^rediss?:\/\//.test(e.REDIS_URL)) problems.push('REDIS_URL: must start with redis:// or rediss://');
+  const redisTarget = redisTargetOf(e, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const corsDefault = production ? [] : ['*'];
@@ -201,7 +217,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
           }
         : { kind: 'pglite' as const, dataDir: e.PGLITE_DATA_DIR, schema: e.DATABASE_SCHEMA },
     ),
-    redis: Object.freeze({ url: e.REDIS_URL, prefix: e.REDIS_PREFIX }),
+    redis: Object.freeze({ url: e.REDIS_URL, target: redisTarget, prefix: e.REDIS_PREFIX }),
     reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
     retentionDays: e.RETENTION_DAYS,
     outboxIntervalMs: e.OUTBOX_INTERVAL_MS,
@@ -218,4 +234,42 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
       maxBodyBytes: e.GRAPHQL_MAX_BODY_BYTES,
     }),
   });
+}
+
+/** `host:port` or `[ipv6]:port`; undefined when malformed. */
+function parseHostPort(entry: string): RedisNode | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(entry);
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535) return undefined;
+  return Object.freeze({ host: (match[1] ?? match[2])!, port });
+}
+
+/** At most one way to reach Redis: a URL, Cluster nodes, or Sentinels with a master name. */
+function redisTargetOf(
+  e: { REDIS_URL?: string | undefined; REDIS_CLUSTER_NODES: string[]; REDIS_SENTINELS: string[]; REDIS_SENTINEL_NAME?: string | undefined },
+  problems: string[],
+): RedisTarget | undefined {
+  const given = [
+    e.REDIS_URL && 'REDIS_URL',
+    e.REDIS_CLUSTER_NODES.length > 0 && 'REDIS_CLUSTER_NODES',
+    e.REDIS_SENTINELS.length > 0 && 'REDIS_SENTINELS',
+  ].filter(Boolean);
+  if (given.length > 1) {
+    problems.push(`${given.join(', ')}: set only one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS`);
+    return undefined;
+  }
+  if (e.REDIS_SENTINEL_NAME && e.REDIS_SENTINELS.length === 0) problems.push('REDIS_SENTINEL_NAME: only meaningful with REDIS_SENTINELS');
+  const nodes = (variable: string, entries: string[]) => {
+    const parsed = entries.map(parseHostPort);
+    const bad = entries.filter((_, i) => !parsed[i]);
+    if (bad.length > 0) problems.push(`${variable}: each entry must be "host:port" (got ${bad.map((b) => JSON.stringify(b)).join(', ')})`);
+    return Object.freeze(parsed.filter((n): n is RedisNode => n !== undefined));
+  };
+  if (e.REDIS_URL) return Object.freeze({ kind: 'single', url: e.REDIS_URL });
+  if (e.REDIS_CLUSTER_NODES.length > 0) return Object.freeze({ kind: 'cluster', nodes: nodes('REDIS_CLUSTER_NODES', e.REDIS_CLUSTER_NODES) });
+  if (e.REDIS_SENTINELS.length > 0) {
+    if (!e.REDIS_SENTINEL_NAME) problems.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master name the Sentinels monitor)');
+    return Object.freeze({ kind: 'sentinel', sentinels: nodes('REDIS_SENTINELS', e.REDIS_SENTINELS), name: e.REDIS_SENTINEL_NAME ?? '' });
+  }
+  return undefined;
 }
