@@ -273,6 +273,8 @@ describe.skipIf(!backends.postgres || !hasRedisBinaries)('Redis Cluster with sha
       ),
     ).toEqual([]);
     expect(watches.flatMap((w) => w.problems(true))).toEqual([]);
+    // The service processes stayed up: no client had to reconnect.
+    expect(watches.filter((w) => w.connection > 1).map((w) => w.label)).toEqual([]);
     for (const w of watches) expect(w.seen[0]!.eventType).toBe('snapshot');
     // The killed shard's subscriptions were re-established on the promoted replica.
     const carried = await shardChannels(promoted.port);

@@ -129,5 +129,7 @@ describe.skipIf(!backends.postgres || !hasRedisServer)('Redis Sentinel (master +
 
     expect(await databaseProblems(schema, rooms)).toEqual([]);
     expect(watches.flatMap((w) => w.problems(true))).toEqual([]);
+    // The service processes stayed up: no client had to reconnect.
+    expect(watches.filter((w) => w.connection > 1).map((w) => w.label)).toEqual([]);
   }, 120_000);
 });
