@@ -10,6 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
 import { createLogger } from '../src/logger.js';
 import { channelName, createRedisBus } from '../src/realtime/bus.js';
 import { encodeChange, type SessionChange } from '../src/sessions/change.js';
@@ -281,4 +282,45 @@ describe.skipIf(!backends.postgres || !hasRedisBinaries)('Redis Cluster with sha
     for (const { room, channel } of rooms) if (onVictim.has(room.name)) expect(carried).toContain(channel);
     expect(lastAnswer - killedAt).toBeGreaterThan(0);
   }, 120_000);
+});
+
+describe('Redis topology configuration', () => {
+  const problemsOf = (env: Record<string, string>) => {
+    try {
+      loadConfig({ NODE_ENV: 'test', ...env });
+      return [];
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      return err.problems;
+    }
+  };
+
+  it('parses cluster nodes and sentinels; REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS are mutually exclusive, with clear errors', () => {
+    expect(loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000, [::1]:7001' }).redis.target).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '::1', port: 7001 },
+      ],
+    });
+    expect(loadConfig({ REDIS_SENTINELS: 's1:26379,s2:26379', REDIS_SENTINEL_NAME: 'main' }).redis.target).toEqual({
+      kind: 'sentinel',
+      sentinels: [
+        { host: 's1', port: 26379 },
+        { host: 's2', port: 26379 },
+      ],
+      name: 'main',
+    });
+    expect(loadConfig({ REDIS_URL: 'redis://r:6379' }).redis.target).toEqual({ kind: 'single', url: 'redis://r:6379' });
+    expect(loadConfig({}).redis.target).toBeUndefined();
+
+    expect(problemsOf({ REDIS_URL: 'redis://r:6379', REDIS_CLUSTER_NODES: 'a:1' })).toEqual([
+      'REDIS_URL, REDIS_CLUSTER_NODES: set only one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS',
+    ]);
+    expect(problemsOf({ REDIS_SENTINELS: 'a:1' })).toEqual(['REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master name the Sentinels monitor)']);
+    expect(problemsOf({ REDIS_SENTINEL_NAME: 'x' })).toEqual(['REDIS_SENTINEL_NAME: only meaningful with REDIS_SENTINELS']);
+    expect(problemsOf({ REDIS_CLUSTER_NODES: 'a:1,nohost,b:99999' })).toEqual([
+      'REDIS_CLUSTER_NODES: each entry must be "host:port" (got "nohost", "b:99999")',
+    ]);
+  });
 });
