@@ -78,11 +78,11 @@ describe.skipIf(!backends.postgres || !hasRedisBinaries)('Redis Cluster with sha
     const started = performance.now();
     cluster = await startRedisCluster();
     const env = { REDIS_URL: '', REDIS_CLUSTER_NODES: cluster.nodesEnv, LOG_LEVEL: 'warn' };
-    a = await startServiceProcess({ schema, prefix, env });
-    b = await startServiceProcess({ schema, prefix, env });
+    a = await startServiceProcess({ schema, prefix, env, readyTimeoutMs: 90_000 });
+    b = await startServiceProcess({ schema, prefix, env, readyTimeoutMs: 90_000 });
     token = await adminToken();
     console.info(`cluster of 6 and two service processes ready in ${Math.round(performance.now() - started)} ms`);
-  }, 120_000);
+  }, 200_000);
 
   afterAll(async () => {
     for (const dispose of disposers) await dispose();

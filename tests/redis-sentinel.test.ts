@@ -40,10 +40,10 @@ describe.skipIf(!backends.postgres || !hasRedisServer)('Redis Sentinel (master +
     const started = performance.now();
     sentinel = await startRedisSentinel();
     const env = { REDIS_URL: '', REDIS_SENTINELS: sentinel.sentinelsEnv, REDIS_SENTINEL_NAME: sentinel.masterName, LOG_LEVEL: 'warn' };
-    a = await startServiceProcess({ schema, prefix, env });
-    b = await startServiceProcess({ schema, prefix, env });
+    a = await startServiceProcess({ schema, prefix, env, readyTimeoutMs: 90_000 });
+    b = await startServiceProcess({ schema, prefix, env, readyTimeoutMs: 90_000 });
     console.info(`master, replica, 3 sentinels and two service processes ready in ${Math.round(performance.now() - started)} ms`);
-  }, 120_000);
+  }, 200_000);
 
   afterAll(async () => {
     for (const dispose of disposers) await dispose();

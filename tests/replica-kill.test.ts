@@ -40,10 +40,10 @@ describe.skipIf(!backends.postgres || !backends.redis)(
     const alive = (p: ServiceProcess | undefined) => p !== undefined && p.child.exitCode === null && p.child.signalCode === null;
 
     beforeAll(async () => {
-      a = await startServiceProcess({ schema, prefix, env: { LOG_LEVEL: 'warn' } });
-      b = await startServiceProcess({ schema, prefix, env: { LOG_LEVEL: 'warn' } });
+      a = await startServiceProcess({ schema, prefix, env: { LOG_LEVEL: 'warn' }, readyTimeoutMs: 90_000 });
+      b = await startServiceProcess({ schema, prefix, env: { LOG_LEVEL: 'warn' }, readyTimeoutMs: 90_000 });
       balancer = await startBalancer(() => [a!, b!].filter(alive).map((p) => p.port));
-    }, 90_000);
+    }, 200_000);
 
     afterAll(async () => {
       for (const dispose of disposers) await dispose();

@@ -30,7 +30,12 @@ export async function freePort(): Promise<number> {
  * against the real Postgres (schema `schema`) and Redis (channel prefix `prefix`). Resolves once
  * /readyz answers 200.
  */
-export async function startServiceProcess(opts: { schema: string; prefix: string; env?: Record<string, string> }): Promise<ServiceProcess> {
+export async function startServiceProcess(opts: {
+  schema: string;
+  prefix: string;
+  env?: Record<string, string>;
+  readyTimeoutMs?: number;
+}): Promise<ServiceProcess> {
   const backends = await availableBackends();
   const port = await freePort();
   const env: Record<string, string> = {
@@ -53,7 +58,8 @@ export async function startServiceProcess(opts: { schema: string; prefix: string
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   const url = `http://127.0.0.1:${port}`;
 
-  const deadline = Date.now() + 30_000;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 30_000;
+  const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode} before it was ready:\n${output}`);
     try {
@@ -64,7 +70,7 @@ export async function startServiceProcess(opts: { schema: string; prefix: string
     }
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
-      throw new Error(`service not ready within 30 s:\n${output}`);
+      throw new Error(`service not ready within ${readyTimeoutMs / 1000} s:\n${output}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
