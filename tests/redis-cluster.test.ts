@@ -16,7 +16,7 @@ import { channelName, createRedisBus } from '../src/realtime/bus.js';
 import { encodeChange, type SessionChange } from '../src/sessions/change.js';
 import { availableBackends, dropSchema, uniqueName } from './support/backends.js';
 import { sseClient, wsClient } from './support/clients.js';
-import { attemptsHistogram, databaseProblems, FlippingRoom, percentile, RecordingWatch } from './support/failover.js';
+import { attemptsHistogram, databaseProblems, waitForConvergence, FlippingRoom, percentile, RecordingWatch } from './support/failover.js';
 import { adminToken, createSession } from './support/graphql.js';
 import { redisCommand, startRedisCluster, until, type RedisCluster } from './support/redis-servers.js';
 import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
@@ -240,11 +240,7 @@ describe.skipIf(!backends.postgres || !hasRedisBinaries)('Redis Cluster with sha
     await burst;
     const lastAnswer = performance.now();
 
-    const converged = await until(
-      () => watches.every((w) => w.last()?.version === rooms.find((r) => r.room.name === w.roomName)!.room.expected().version),
-      60_000,
-      'every subscriber on the latest version',
-    );
+    const converged = await waitForConvergence(watches, (name) => rooms.find((r) => r.room.name === name)!.room.expected().version, 60_000);
     await sleep(500); // nothing more may arrive
 
     // The pause subscribers of the killed shard saw: the longest gap between two arrivals around the kill.

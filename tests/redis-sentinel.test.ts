@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableBackends, dropSchema, uniqueName } from './support/backends.js';
 import { sseClient, wsClient } from './support/clients.js';
-import { attemptsHistogram, databaseProblems, FlippingRoom, percentile, RecordingWatch } from './support/failover.js';
+import { attemptsHistogram, databaseProblems, waitForConvergence, FlippingRoom, percentile, RecordingWatch } from './support/failover.js';
 import { adminToken, createSession } from './support/graphql.js';
 import { startRedisSentinel, until, type RedisSentinelSetup } from './support/redis-servers.js';
 import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
@@ -100,11 +100,7 @@ describe.skipIf(!backends.postgres || !hasRedisServer)('Redis Sentinel (master +
     sending = false;
     await burst;
 
-    const converged = await until(
-      () => watches.every((w) => w.last()?.version === rooms.find((r) => r.name === w.roomName)!.expected().version),
-      60_000,
-      'every subscriber on the latest version',
-    );
+    const converged = await waitForConvergence(watches, (name) => rooms.find((r) => r.name === name)!.expected().version, 60_000);
     await sleep(500); // nothing more may arrive
 
     const pauses = watches

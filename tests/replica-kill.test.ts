@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { availableBackends, dropSchema, uniqueName } from './support/backends.js';
 import { startBalancer, type Balancer } from './support/balancer.js';
-import { attemptsHistogram, databaseProblems, FlippingRoom, percentile, RecordingWatch } from './support/failover.js';
+import { attemptsHistogram, databaseProblems, waitForConvergence, FlippingRoom, percentile, RecordingWatch } from './support/failover.js';
 import { adminToken, createSession } from './support/graphql.js';
 import { until } from './support/redis-servers.js';
 import { startServiceProcess, type ServiceProcess } from './support/service-process.js';
@@ -118,11 +118,7 @@ describe.skipIf(!backends.postgres || !backends.redis)(
       await burst;
       const lastAnswer = performance.now();
 
-      const converged = await until(
-        () => watches.every((w) => w.last()?.version === rooms.find((r) => r.name === w.roomName)!.expected().version),
-        60_000,
-        'every subscriber on the latest version',
-      );
+      const converged = await waitForConvergence(watches, (name) => rooms.find((r) => r.name === name)!.expected().version, 60_000);
       await sleep(1_000); // nothing more may arrive
 
       // Reconnection time: from the kill to the snapshot of the new connection, for subscribers the kill cut off.

@@ -192,3 +192,22 @@ export const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 };
+
+/** Waits until every subscriber shows its room's expected version; on timeout, says who lags and where. */
+export async function waitForConvergence(watches: RecordingWatch[], expectedVersion: (roomName: string) => number, timeoutMs: number): Promise<number> {
+  const started = performance.now();
+  for (;;) {
+    const lagging = watches.filter((w) => w.last()?.version !== expectedVersion(w.roomName));
+    if (lagging.length === 0) return Math.round(performance.now() - started);
+    if (performance.now() - started > timeoutMs) {
+      const sample = lagging
+        .slice(0, 5)
+        .map(
+          (w) =>
+            `${w.label}: at ${w.last()?.version} (${w.last()?.eventType}, connection ${w.connection}, errors ${w.errors.length}), expected ${expectedVersion(w.roomName)}`,
+        );
+      throw new Error(`${lagging.length} of ${watches.length} subscribers not on the latest version after ${timeoutMs} ms, e.g. ${sample.join('; ')}`);
+    }
+    await sleep(50);
+  }
+}
