@@ -128,7 +128,13 @@ export function createRedisBus(target: RedisTarget, prefix: string, logger: Logg
       if (channels.length > 0) {
         await withWait(broker.subscribe(channels), SUBSCRIBE_WAIT_MS * 5).catch((err: Error) => logger.warn({ err: err.message }, 'redis resubscribe failed'));
       }
-      for (const listener of reconnectListeners) listener();
+      for (const listener of reconnectListeners) {
+        try {
+          listener();
+        } catch (err) {
+          logger.error({ err }, 'reconnect listener failed');
+        }
+      }
     } while (resubscribeAgain && !closed);
   };
 
