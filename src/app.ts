@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { AccessToken } from 'livekit-server-sdk';
-import type { Config } from './config.js';
+import { DEV_API_KEY, type Config } from './config.js';
 import { connectDatabase, isDatabaseUnavailable, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest, pendingMigrations } from './db/migrate.js';
 import { createGraphQLServer } from './graphql/server.js';
@@ -32,8 +32,17 @@ export type App = {
 };
 
 /** The one composition root: the only place that knows which backends are in use. */
-export async function createApp(config: Config, opts: { logger?: Logger } = {}): Promise<App> {
+export async function createApp(
+  config: Config,
+  opts: {
+    logger?: Logger;
+    /** Where the development admin token is shown to the person who started the server (never a log line). */
+    announce?: (text: string) => void;
+  } = {},
+): Promise<App> {
   const logger = opts.logger ?? createLogger(config.logLevel);
+  // A terminal only: a token in a file or log collector would outlive the session (and the README promises none in logs).
+  const announce = opts.announce ?? ((text: string) => void (process.stderr.isTTY && process.stderr.write(`${text}\n`)));
   const metrics = createMetrics();
 
   const database = await connectWithRetry(config, logger);
@@ -43,8 +52,18 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
   const bus = config.redis.target ? createRedisBus(config.redis.target, config.redis.prefix, logger) : createLocalBus(logger);
   const publisher = createChangePublisher({ db, bus, logger, intervalMs: config.outboxIntervalMs, onPublished: (n) => metrics.published.inc(n) });
 
-  const verifyToken = config.graphql.authMode === 'off' ? null : createLiveKitTokenVerifier(config.livekit.webhookKeys, config.livekit.clockToleranceSeconds);
-  const devToken = config.env === 'development' && verifyToken ? await mintAdminToken(config, '12h') : undefined;
+  // Client tokens: the service's own key (and GRAPHQL_TOKEN_KEYS), never the webhook-only rotation keys.
+  const verifyToken = config.graphql.authMode === 'off' ? null : createLiveKitTokenVerifier(config.graphql.tokenKeys, config.livekit.clockToleranceSeconds);
+  const devToken =
+    config.env === 'development' && verifyToken
+      ? {
+          token: await mintAdminToken(config, `${DEV_TOKEN_HOURS}h`),
+          ttlHours: DEV_TOKEN_HOURS,
+          mintedAt: new Date(),
+          forEveryone: config.graphql.graphiqlDevTokenForAll,
+          devKey: config.livekit.apiKey === DEV_API_KEY,
+        }
+      : undefined;
   const graphql = createGraphQLServer({ config, db, bus, logger, metrics, verifyToken, devToken });
 
   const { server, inFlightWebhooks } = createHttpServer({
@@ -124,11 +143,14 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
         reconcileTimer = setInterval(() => void reconcileNow(), config.reconcileIntervalSeconds * 1000);
         reconcileTimer.unref();
       }
-      const { port } = server.address() as AddressInfo;
-      const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+      const { address, port } = server.address() as AddressInfo;
+      const everywhere = address === '0.0.0.0' || address === '::';
+      const host = everywhere ? '127.0.0.1' : address.includes(':') ? `[${address}]` : address;
       const url = `http://${host}:${port}`;
+      const bound = `${address.includes(':') ? `[${address}]` : address}:${port}${everywhere ? ' (every interface)' : ''}`;
       logger.info(
         {
+          bound,
           url,
           env: config.env,
           database: database.description,
@@ -136,11 +158,19 @@ export async function createApp(config: Config, opts: { logger?: Logger } = {}):
           auth: config.graphql.authMode,
           reconcile: listRooms && config.reconcileIntervalSeconds > 0 ? `every ${config.reconcileIntervalSeconds}s` : 'off',
         },
-        `listening on ${url} (webhook ${url}${WEBHOOK_PATH}, GraphQL ${url}/graphql)`,
+        `listening on ${bound} (webhook ${url}${WEBHOOK_PATH}, GraphQL ${url}/graphql)`,
       );
       if (config.graphql.authMode === 'off')
         logger.warn('AUTH_MODE=off: every GraphQL client can read, watch and create every session. Local experiments only.');
-      if (devToken) logger.info({ adminToken: undefined }, `development admin token (12h; also preset in GraphiQL): ${devToken}`);
+      if (devToken) {
+        const graphiql = devToken.forEveryone
+          ? 'GraphiQL sends it for every client (GRAPHIQL_DEV_TOKEN=on)'
+          : devToken.devKey
+            ? 'GraphiQL sends it for browsers on this machine'
+            : 'GraphiQL does not send it: not the dev key';
+        logger.info(`development admin token minted (${DEV_TOKEN_HOURS}h; ${graphiql}); shown on a terminal, never logged`);
+        announce(`\nDevelopment admin token (roomList, roomCreate, roomAdmin; ${DEV_TOKEN_HOURS}h):\n${devToken.token}\n`);
+      }
       return url;
     },
     stop() {
@@ -237,6 +267,7 @@ function errorText(err: unknown): string {
 }
 
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
+const DEV_TOKEN_HOURS = 12;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

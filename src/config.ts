@@ -12,11 +12,10 @@ export class ConfigError extends Error {
   }
 }
 
-const flag = (fallback: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'])
-    .optional()
-    .transform((v) => (v === undefined ? fallback : ['true', '1', 'yes', 'on'].includes(v)));
+const FLAG_WORDS = ['true', 'false', '1', '0', 'yes', 'no', 'on', 'off'] as const;
+const flagWord = z.enum(FLAG_WORDS).optional();
+const isOn = (v: string) => ['true', '1', 'yes', 'on'].includes(v);
+const flag = (fallback: boolean) => flagWord.transform((v) => (v === undefined ? fallback : isOn(v)));
 
 const int = (fallback: number, min: number, max: number) =>
   z.coerce
@@ -44,7 +43,8 @@ const optionalString = z
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  // Unset: loopback in development (the dev admin token must not reach the network), every interface in production.
+  HOST: optionalString,
   PORT: int(3000, 0, 65535),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
@@ -79,14 +79,18 @@ const envSchema = z.object({
   SHUTDOWN_TIMEOUT_SECONDS: int(10, 1, 300),
 
   AUTH_MODE: z.enum(['token', 'off']).default('token'),
-  GRAPHIQL: z.enum(['true', 'false', '1', '0']).optional(),
-  INTROSPECTION: z.enum(['true', 'false', '1', '0']).optional(),
+  // Their defaults depend on NODE_ENV, so they are resolved below.
+  GRAPHIQL: flagWord,
+  INTROSPECTION: flagWord,
+  GRAPHIQL_DEV_TOKEN: flagWord,
+  GRAPHQL_TOKEN_KEYS: list,
   CORS_ORIGINS: list,
   GRAPHQL_MAX_DEPTH: int(12, 2, 100),
   GRAPHQL_MAX_ALIASES: int(20, 1, 1000),
   GRAPHQL_MAX_TOKENS: int(2000, 50, 100_000),
   GRAPHQL_MAX_COST: int(5000, 100, 1_000_000),
   GRAPHQL_MAX_BODY_BYTES: int(100_000, 1024, 10 * 1024 * 1024),
+  GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION: int(100, 1, 10_000),
 });
 
 export type RedisNode = Readonly<{ host: string; port: number }>;
@@ -132,7 +136,11 @@ export type Config = Readonly<{
   shutdownTimeoutSeconds: number;
   graphql: Readonly<{
     authMode: 'token' | 'off';
+    /** The keys client tokens may be signed with: LIVEKIT_API_KEY first, then GRAPHQL_TOKEN_KEYS (never the webhook-only keys). */
+    tokenKeys: ReadonlyMap<string, string>;
     graphiql: boolean;
+    /** GRAPHIQL_DEV_TOKEN=on: GraphiQL pre-fills the development admin token for any client and key (default: loopback and the dev key only). */
+    graphiqlDevTokenForAll: boolean;
     introspection: boolean;
     corsOrigins: readonly string[];
     maxDepth: number;
@@ -140,6 +148,7 @@ export type Config = Readonly<{
     maxTokens: number;
     maxCost: number;
     maxBodyBytes: number;
+    maxSubscriptionsPerConnection: number;
   }>;
 }>;
 
@@ -148,8 +157,6 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env, envFile = 'env.loc
   const fromFile = existsSync(envFile) ? parseDotenv(readFileSync(envFile)) : {};
   return { ...fromFile, ...env };
 }
-
-const truthy = (v: string | undefined, fallback: boolean) => (v === undefined ? fallback : v === 'true' || v === '1');
 
 /** Parses and validates the configuration once; every problem is reported at once. */
 export function loadConfig(raw: Record<string, string | undefined> = readEnv()): Config {
@@ -160,15 +167,20 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
   const e = parsed.data;
   const problems: string[] = [];
 
-  const webhookKeys = new Map<string, string>([[e.LIVEKIT_API_KEY, e.LIVEKIT_API_SECRET]]);
-  for (const pair of e.LIVEKIT_WEBHOOK_KEYS) {
-    const at = pair.indexOf(':');
-    if (at <= 0 || at === pair.length - 1) {
-      problems.push('LIVEKIT_WEBHOOK_KEYS: each entry must be "key:secret"');
-      continue;
+  const keyPairs = (variable: string, pairs: string[]) => {
+    const keys = new Map<string, string>([[e.LIVEKIT_API_KEY, e.LIVEKIT_API_SECRET]]);
+    for (const pair of pairs) {
+      const at = pair.indexOf(':');
+      if (at <= 0 || at === pair.length - 1) {
+        problems.push(`${variable}: each entry must be "key:secret"`);
+        continue;
+      }
+      keys.set(pair.slice(0, at), pair.slice(at + 1));
     }
-    webhookKeys.set(pair.slice(0, at), pair.slice(at + 1));
-  }
+    return keys;
+  };
+  const webhookKeys = keyPairs('LIVEKIT_WEBHOOK_KEYS', e.LIVEKIT_WEBHOOK_KEYS);
+  const tokenKeys = keyPairs('GRAPHQL_TOKEN_KEYS', e.GRAPHQL_TOKEN_KEYS);
 
   const production = e.NODE_ENV === 'production';
   if (production) {
@@ -178,6 +190,9 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     else if (e.LIVEKIT_API_SECRET === DEV_API_SECRET) problems.push('LIVEKIT_API_SECRET: the development secret is refused in production');
     if ([...webhookKeys].slice(1).some(([key, secret]) => key === DEV_API_KEY || secret === DEV_API_SECRET)) {
       problems.push('LIVEKIT_WEBHOOK_KEYS: development keys are refused in production');
+    }
+    if ([...tokenKeys].slice(1).some(([key, secret]) => key === DEV_API_KEY || secret === DEV_API_SECRET)) {
+      problems.push('GRAPHQL_TOKEN_KEYS: development keys are refused in production');
     }
     if (!e.DATABASE_URL) problems.push('DATABASE_URL: required in production (the embedded database is for development)');
     if (e.AUTH_MODE === 'off') problems.push('AUTH_MODE: "off" is refused in production');
@@ -192,7 +207,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
   const corsDefault = production ? [] : ['*'];
   return Object.freeze({
     env: e.NODE_ENV,
-    host: e.HOST,
+    host: e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     logFormat: e.LOG_FORMAT,
@@ -224,14 +239,17 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     shutdownTimeoutSeconds: e.SHUTDOWN_TIMEOUT_SECONDS,
     graphql: Object.freeze({
       authMode: e.AUTH_MODE,
-      graphiql: truthy(e.GRAPHIQL, !production),
-      introspection: truthy(e.INTROSPECTION, !production),
+      tokenKeys,
+      graphiql: e.GRAPHIQL === undefined ? !production : isOn(e.GRAPHIQL),
+      graphiqlDevTokenForAll: e.GRAPHIQL_DEV_TOKEN !== undefined && isOn(e.GRAPHIQL_DEV_TOKEN),
+      introspection: e.INTROSPECTION === undefined ? !production : isOn(e.INTROSPECTION),
       corsOrigins: Object.freeze(e.CORS_ORIGINS.length > 0 ? e.CORS_ORIGINS : corsDefault),
       maxDepth: e.GRAPHQL_MAX_DEPTH,
       maxAliases: e.GRAPHQL_MAX_ALIASES,
       maxTokens: e.GRAPHQL_MAX_TOKENS,
       maxCost: e.GRAPHQL_MAX_COST,
       maxBodyBytes: e.GRAPHQL_MAX_BODY_BYTES,
+      maxSubscriptionsPerConnection: e.GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     }),
   });
 }

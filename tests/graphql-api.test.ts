@@ -3,6 +3,7 @@
  * NOT_FOUND subscriptions through the official SSE and WebSocket clients, and the contract names
  * in the printed schema. Real app, real Postgres and Redis, real HTTP.
  */
+import { parse, print, visit } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { printedSchema } from '../src/graphql/schema.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
@@ -208,7 +209,7 @@ describe('input errors write nothing and carry codes', () => {
   const cases: Array<[string, unknown]> = [
     ['empty', ''],
     ['whitespace', '   \t '],
-    ['too long (129 chars)', 'r'.repeat(129)],
+    ['too long (257 chars)', 'r'.repeat(257)],
     ['control character (NUL)', 'room\u0000x'],
     ['control character (newline)', 'room\nx'],
     ['control character (DEL)', 'room\u007fx'],
@@ -379,7 +380,10 @@ describe('subscriptions to something that does not exist', () => {
 });
 
 describe('printed schema (schema:check)', () => {
-  const sdl = printedSchema();
+  // The contract is the shape; the descriptions every field carries are checked in hardening-graphql.test.ts.
+  const sdl =
+    print(visit(parse(printedSchema()), { enter: (node) => ('description' in node && node.description ? { ...node, description: undefined } : undefined) })) +
+    '\n';
   const typeBlock = (head: string) => {
     const start = sdl.indexOf(head);
     expect(start, `missing "${head}"`).toBeGreaterThanOrEqual(0);

@@ -1,9 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import { EnvelopArmor } from '@escape.tech/graphql-armor';
-import { GraphQLError, NoSchemaIntrospectionCustomRule, type ExecutionArgs } from 'graphql';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
-import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Config } from '../config.js';
 import type { Db } from '../db/connect.js';
@@ -13,11 +10,17 @@ import type { Metrics } from '../metrics.js';
 import type { ChangeBus } from '../realtime/bus.js';
 import { viewerFromAuthorization, type Viewer } from './auth.js';
 import type { GraphQLContext } from './builder.js';
+import { graphiqlOptions, withPageNote, type GraphiQLDevToken } from './graphiql.js';
+import { countSubscriptions } from './plugins/count-subscriptions.js';
+import { noIntrospection } from './plugins/no-introspection.js';
+import { queryLimits } from './plugins/query-limits.js';
+import { codeValidationErrors } from './plugins/validation-codes.js';
 import { buildSchema } from './schema.js';
+import { useGraphQLWs } from './ws.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
-type ServerContext = { viewer?: Viewer; signal?: AbortSignal };
+type ServerContext = { viewer?: Viewer; signal?: AbortSignal; req?: IncomingMessage };
 
 export type GraphQLServer = {
   yoga: YogaServerInstance<ServerContext, GraphQLContext>;
@@ -26,6 +29,7 @@ export type GraphQLServer = {
   close(): Promise<void>;
 };
 
+/** Yoga (HTTP and SSE) and graphql-ws over one schema, one set of plugins, one context. */
 export function createGraphQLServer(deps: {
   config: Config;
   db: Db;
@@ -33,27 +37,17 @@ export function createGraphQLServer(deps: {
   logger: Logger;
   metrics: Metrics;
   verifyToken: LiveKitTokenVerifier | null;
-  /** Shown in GraphiQL's headers in development only. */
-  devToken?: string;
+  /** The development admin token GraphiQL may pre-fill (development only). */
+  devToken?: GraphiQLDevToken;
 }): GraphQLServer {
-  const { config, db, bus, logger, metrics, verifyToken } = deps;
+  const { config, db, bus, logger, metrics, verifyToken, devToken } = deps;
   const shutdown = new AbortController();
   // Every open subscription listens to it (and lets go when it ends): not the leak Node's warning assumes.
   setMaxListeners(0, shutdown.signal);
   const production = config.env === 'production';
 
-  const armor = new EnvelopArmor({
-    maxDepth: { n: config.graphql.maxDepth },
-    maxAliases: { n: config.graphql.maxAliases },
-    maxTokens: { n: config.graphql.maxTokens },
-    costLimit: { maxCost: config.graphql.maxCost },
-    maxDirectives: { n: 20 },
-    blockFieldSuggestion: { enabled: production },
-  });
-  const plugins: Plugin[] = [...(armor.protect().plugins as Plugin[]), codeValidationErrors(), countSubscriptions(metrics)];
-  if (!config.graphql.introspection) {
-    plugins.push({ onValidate: ({ addValidationRule }) => addValidationRule(NoSchemaIntrospectionCustomRule) });
-  }
+  const plugins: Plugin[] = [...queryLimits({ ...config.graphql, production }), codeValidationErrors(), countSubscriptions(metrics)];
+  if (!config.graphql.introspection) plugins.push(noIntrospection());
 
   const origins = config.graphql.corsOrigins;
   const yoga = createYoga<ServerContext, GraphQLContext>({
@@ -64,14 +58,8 @@ export function createGraphQLServer(deps: {
     maskedErrors: { isDev: !production },
     cors: origins.includes('*') ? { origin: '*' } : origins.length > 0 ? { origin: [...origins], credentials: true } : false,
     // Served from our own bundle, not a CDN, so it works offline; loaded on first use (it is 9 MB).
-    renderGraphiQL: async (options) => (await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options),
-    graphiql: config.graphql.graphiql
-      ? {
-          title: 'livekit-session-state',
-          headers: deps.devToken ? JSON.stringify({ Authorization: `Bearer ${deps.devToken}` }) : undefined,
-          defaultQuery: DEFAULT_QUERY,
-        }
-      : false,
+    renderGraphiQL: async (options) => withPageNote((await import('@graphql-yoga/render-graphiql')).renderGraphiQL(options), options, devToken),
+    graphiql: config.graphql.graphiql ? (_request, serverContext) => graphiqlOptions(devToken, serverContext?.req) : false,
     logging: {
       debug: (...args) => logger.debug({ yoga: args }, 'graphql'),
       info: (...args) => logger.info({ yoga: args }, 'graphql'),
@@ -87,60 +75,19 @@ export function createGraphQLServer(deps: {
       // Two signals rather than AbortSignal.any: on Node 20 that leaks a reference per request (nodejs/node#54614).
       signal: signal ?? request.signal,
       shutdown: shutdown.signal,
+      created: new Set<string>(),
     }),
   });
 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.graphql.maxBodyBytes });
-  useServer<Record<string, unknown>, { viewer?: Viewer; request: IncomingMessage; socket: import('ws').WebSocket }>(
-    {
-      // A bad or missing token ends the connection: 4401 (unauthenticated) / 4403 (no grant we use).
-      onConnect: async (ctx) => {
-        const viewer = await viewerFromAuthorization(ctx.connectionParams?.authorization ?? ctx.connectionParams?.Authorization, verifyToken);
-        if (viewer.kind === 'anonymous' || viewer.kind === 'rejected') {
-          ctx.extra.socket.close(4401, 'Unauthorized');
-          return false;
-        }
-        if (viewer.kind === 'token' && !viewer.join && !viewer.list && !viewer.create && !viewer.admin) {
-          ctx.extra.socket.close(4403, 'Forbidden');
-          return false;
-        }
-        ctx.extra.viewer = viewer;
-        return true;
-      },
-      execute: (args: ExecutionArgs) => (args.rootValue as Enveloped).execute(args),
-      subscribe: (args: ExecutionArgs) => (args.rootValue as Enveloped).subscribe(args),
-      onSubscribe: async (ctx, _id, payload) => {
-        const enveloped = yoga.getEnveloped({
-          ...ctx,
-          req: ctx.extra.request,
-          socket: ctx.extra.socket,
-          params: payload,
-          viewer: ctx.extra.viewer,
-          // POST: yoga refuses a mutation on a GET request, and mutations over the socket are legitimate.
-          request: new Request('http://localhost/graphql', { method: 'POST', headers: {} }),
-        });
-        const document = (() => {
-          try {
-            return enveloped.parse(payload.query);
-          } catch (err) {
-            return err as import('graphql').GraphQLError;
-          }
-        })();
-        if (!('kind' in document)) return [document];
-        const errors = enveloped.validate(enveloped.schema, document);
-        if (errors.length > 0) return errors;
-        return {
-          schema: enveloped.schema,
-          operationName: payload.operationName,
-          document,
-          variableValues: payload.variables,
-          contextValue: await enveloped.contextFactory(),
-          rootValue: { execute: enveloped.execute, subscribe: enveloped.subscribe },
-        };
-      },
-    },
+  useGraphQLWs({
     wss,
-  );
+    yoga: yoga as unknown as YogaServerInstance<Record<string, unknown>, GraphQLContext>,
+    verifyToken,
+    clockToleranceSeconds: config.livekit.clockToleranceSeconds,
+    maxOperations: config.graphql.maxSubscriptionsPerConnection,
+    logger,
+  });
 
   return {
     yoga,
@@ -152,54 +99,3 @@ export function createGraphQLServer(deps: {
     },
   };
 }
-
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- envelop returns its own result types
-type Enveloped = { execute: (args: ExecutionArgs) => any; subscribe: (args: ExecutionArgs) => any };
-
-/** Validation errors (the query limits included) get a machine-readable code like every other error. */
-function codeValidationErrors(): Plugin {
-  const withCode = (e: GraphQLError) =>
-    e.extensions?.code
-      ? e
-      : new GraphQLError(e.message, {
-          nodes: e.nodes,
-          source: e.source,
-          positions: e.positions,
-          path: e.path,
-          originalError: e.originalError,
-          extensions: { ...e.extensions, code: 'GRAPHQL_VALIDATION_FAILED' },
-        });
-  return {
-    onValidate:
-      () =>
-      ({ result, setResult }) => {
-        if (result.some((e) => !(e instanceof GraphQLError) || !e.extensions?.code)) {
-          setResult(result.map((e) => (e instanceof GraphQLError ? withCode(e) : e)));
-        }
-      },
-  };
-}
-
-function countSubscriptions(metrics: Metrics): Plugin {
-  return {
-    onSubscribe: () => ({
-      onSubscribeResult: ({ result }) => {
-        if (!(Symbol.asyncIterator in result)) return;
-        metrics.subscriptions.inc();
-        return { onEnd: () => metrics.subscriptions.dec() };
-      },
-    }),
-  };
-}
-
-const DEFAULT_QUERY = `# Sessions follow their LiveKit rooms. Try:
-query Sessions {
-  sessions(first: 10) {
-    edges { node { id roomName title status version startedAt stoppedAt } }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-
-# mutation Create { createSession(input: { roomName: "demo", title: "Demo" }) { session { id status } } }
-# subscription Watch { sessionStatusChanged(roomName: "demo") { status previousStatus version eventType changedAt } }
-`;

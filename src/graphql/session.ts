@@ -1,75 +1,46 @@
-import { decodeGlobalID, resolveCursorConnection } from '@pothos/plugin-relay';
+import { resolveCursorConnection } from '@pothos/plugin-relay';
 import type { SessionRow } from '../db/types.js';
+import { MAX_ROOM_NAME_LENGTH } from '../sessions/limits.js';
 import { createSession, findById, findByRoomName, listSessions } from '../sessions/repo.js';
-import { assertAuthenticated, assertCanCreate, assertCanList, assertCanReadRoom } from './auth.js';
 import { builder } from './builder.js';
 import { userError } from './errors.js';
+import { newRoomNameInput, roomNameInput, sessionIdInput, sessionUuid, titleInput } from './inputs.js';
+import { assertPageSize, decodeCursor, encodeCursor, PAGE_DEFAULT, PAGE_MAX } from './pagination.js';
 
 export const SessionStatusEnum = builder.enumType('SessionStatus', {
   description: 'READY until its room starts, LIVE while the room runs, STOPPED once it finished.',
-  values: ['READY', 'LIVE', 'STOPPED'] as const,
+  values: {
+    READY: { description: 'Created; its room has not started (or a new session waits for it)' },
+    LIVE: { description: 'Its LiveKit room is running' },
+    STOPPED: { description: 'Its LiveKit room finished' },
+  } as const,
 });
 
 export const SessionRef = builder.objectRef<SessionRow>('Session');
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const MAX_ROOM_NAME = 128;
-const MAX_TITLE = 256;
-// C0/C1 controls, DEL, and line/paragraph separators.
-const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
-
-/** Accepts a Session global id (what `Session.id` returns) or the raw uuid. */
-export function parseSessionId(id: string | number): string {
-  const value = String(id);
-  if (UUID.test(value)) return value.toLowerCase();
-  let decoded: { typename: string; id: string } | undefined;
-  try {
-    decoded = decodeGlobalID(value);
-  } catch {
-    decoded = undefined;
-  }
-  if (!decoded || decoded.typename !== 'Session' || !UUID.test(decoded.id)) {
-    throw userError('BAD_USER_INPUT', `Malformed session id: ${JSON.stringify(value.slice(0, 64))}`);
-  }
-  return decoded.id.toLowerCase();
-}
-
-export function validateRoomName(roomName: string): string {
-  if (roomName.length === 0 || roomName.trim().length === 0) throw userError('BAD_USER_INPUT', 'roomName must not be empty');
-  if (roomName.length > MAX_ROOM_NAME) throw userError('BAD_USER_INPUT', `roomName must be at most ${MAX_ROOM_NAME} characters`);
-  if (CONTROL_CHARS.test(roomName)) throw userError('BAD_USER_INPUT', 'roomName must not contain control characters');
-  return roomName;
-}
-
-function validateTitle(title: string | null | undefined): string | null {
-  if (title == null) return null;
-  if (title.length > MAX_TITLE) throw userError('BAD_USER_INPUT', `title must be at most ${MAX_TITLE} characters`);
-  if (CONTROL_CHARS.test(title.replace(/[\t\n]/g, ''))) throw userError('BAD_USER_INPUT', 'title must not contain control characters');
-  return title;
-}
-
 builder.node(SessionRef, {
-  description: 'A session whose status follows its LiveKit room.',
+  description:
+    'A session whose status follows its LiveKit room. Readable with roomList, or roomJoin/roomAdmin for its room (checked wherever a Session is returned).',
   id: { resolve: (s) => s.id },
   isTypeOf: (value) => typeof value === 'object' && value !== null && 'room_name' in value,
-  // Every way to reach a Session by id (node, and below) passes through this check.
+  // Checked once per Session returned, on every path (node, session, sessionByRoom, sessions, payloads, subscriptions).
+  runScopesOnType: true,
+  // Whoever just created it (createSession's payload) may read it; otherwise the room's read grant.
+  authScopes: (session, ctx) => ctx.created.has(session.id) || { readRoom: session.room_name },
   loadOne: async (id, ctx) => {
-    assertAuthenticated(ctx.viewer);
-    if (!UUID.test(id)) return null;
-    const session = await findById(ctx.db, id);
-    if (session) assertCanReadRoom(ctx.viewer, session.room_name);
-    return session ?? null;
+    const uuid = sessionUuid(id);
+    return uuid === null ? null : ((await findById(ctx.db, uuid)) ?? null);
   },
   fields: (t) => ({
-    roomName: t.exposeString('room_name'),
-    title: t.exposeString('title', { nullable: true }),
-    status: t.field({ type: SessionStatusEnum, resolve: (s) => s.status }),
+    roomName: t.exposeString('room_name', { description: 'The LiveKit room name this session follows (unique)' }),
+    title: t.exposeString('title', { nullable: true, description: 'Free text given at creation (auto-created sessions have none)' }),
+    status: t.field({ type: SessionStatusEnum, description: 'The current status', resolve: (s) => s.status }),
     version: t.exposeInt('version', { description: '+1 on every status change' }),
     roomSid: t.exposeString('room_sid', { nullable: true, description: 'The LiveKit room instance (sid) the status belongs to' }),
-    startedAt: t.expose('started_at', { type: 'DateTime', nullable: true }),
-    stoppedAt: t.expose('stopped_at', { type: 'DateTime', nullable: true }),
-    createdAt: t.expose('created_at', { type: 'DateTime' }),
-    updatedAt: t.expose('updated_at', { type: 'DateTime' }),
+    startedAt: t.expose('started_at', { type: 'DateTime', nullable: true, description: 'When its room last started' }),
+    stoppedAt: t.expose('stopped_at', { type: 'DateTime', nullable: true, description: 'When its room last finished (null while READY or LIVE)' }),
+    createdAt: t.expose('created_at', { type: 'DateTime', description: 'When the session was created' }),
+    updatedAt: t.expose('updated_at', { type: 'DateTime', description: 'When the session last changed' }),
   }),
 });
 
@@ -77,13 +48,12 @@ builder.queryField('session', (t) =>
   t.field({
     type: SessionRef,
     nullable: true,
-    args: { id: t.arg.id({ required: true }) },
-    resolve: async (_root, args, ctx) => {
-      assertAuthenticated(ctx.viewer);
-      const session = await findById(ctx.db, parseSessionId(args.id));
-      if (session) assertCanReadRoom(ctx.viewer, session.room_name);
-      return session ?? null;
+    description: 'One session by id; null when there is none. Needs roomList, or roomJoin/roomAdmin for its room.',
+    args: {
+      id: t.arg.id({ required: true, description: 'A Session global id (what Session.id returns) or its raw uuid', validate: sessionIdInput }),
     },
+    authScopes: { authenticated: true },
+    resolve: async (_root, args, ctx) => (await findById(ctx.db, args.id as string)) ?? null,
   }),
 );
 
@@ -91,39 +61,30 @@ builder.queryField('sessionByRoom', (t) =>
   t.field({
     type: SessionRef,
     nullable: true,
-    args: { roomName: t.arg.string({ required: true }) },
-    resolve: async (_root, args, ctx) => {
-      const roomName = validateRoomName(args.roomName);
-      assertCanReadRoom(ctx.viewer, roomName);
-      return (await findByRoomName(ctx.db, roomName)) ?? null;
+    description: 'The session of a LiveKit room; null when there is none. Needs roomList, or roomJoin/roomAdmin for that room.',
+    args: {
+      roomName: t.arg.string({
+        required: true,
+        description: `The LiveKit room name (1..${MAX_ROOM_NAME_LENGTH} characters, as stored from webhooks)`,
+        validate: roomNameInput,
+      }),
     },
+    authScopes: (_root, args) => ({ readRoom: args.roomName }),
+    resolve: async (_root, args, ctx) => (await findByRoomName(ctx.db, args.roomName)) ?? null,
   }),
 );
-
-const PAGE_MAX = 100;
-const encodeCursor = (seq: number) => Buffer.from(`seq:${seq}`).toString('base64url');
-function decodeCursor(cursor: string): number {
-  const match = /^seq:(\d{1,10})$/.exec(Buffer.from(cursor, 'base64url').toString('utf8'));
-  if (!match) throw userError('BAD_USER_INPUT', 'Malformed cursor');
-  return Number(match[1]);
-}
 
 builder.queryField('sessions', (t) =>
   t.connection(
     {
       type: SessionRef,
-      description: 'Sessions, newest first.',
-      args: { status: t.arg({ type: SessionStatusEnum, required: false }) },
+      description: `Sessions, newest first, in pages of 1..${PAGE_MAX} (default ${PAGE_DEFAULT}). Needs roomList.`,
+      args: { status: t.arg({ type: SessionStatusEnum, required: false, description: 'Only sessions with this status' }) },
+      authScopes: { list: true },
       resolve: async (_root, args, ctx) => {
-        assertCanList(ctx.viewer);
-        for (const [name, value] of [
-          ['first', args.first],
-          ['last', args.last],
-        ] as const) {
-          if (value != null && (value < 1 || value > PAGE_MAX)) throw userError('BAD_USER_INPUT', `${name} must be between 1 and ${PAGE_MAX}`);
-        }
+        assertPageSize(args);
         return resolveCursorConnection<Promise<SessionRow[]>>(
-          { args, toCursor: (s: SessionRow) => encodeCursor(s.seq), defaultSize: 20, maxSize: PAGE_MAX },
+          { args, toCursor: (s: SessionRow) => encodeCursor(s.seq), defaultSize: PAGE_DEFAULT, maxSize: PAGE_MAX },
           ({ before, after, limit, inverted }): Promise<SessionRow[]> =>
             listSessions(ctx.db, {
               status: args.status ?? null,
@@ -135,33 +96,39 @@ builder.queryField('sessions', (t) =>
         );
       },
     },
-    { name: 'SessionConnection' },
-    { name: 'SessionEdge' },
+    { name: 'SessionConnection', description: 'A page of sessions' },
+    { name: 'SessionEdge', description: 'One session in a page, with its cursor' },
   ),
 );
 
 builder.relayMutationField(
   'createSession',
   {
+    description: 'What createSession needs',
     inputFields: (t) => ({
-      roomName: t.string({ required: true, description: 'The LiveKit room name this session follows (unique)' }),
-      title: t.string({ required: false }),
+      roomName: t.string({
+        required: true,
+        description: `The LiveKit room name this session follows (unique; 1..${MAX_ROOM_NAME_LENGTH} characters, no control characters)`,
+        validate: newRoomNameInput,
+      }),
+      title: t.string({ required: false, description: 'Free text, at most 256 characters', validate: titleInput }),
     }),
   },
   {
-    description: 'Creates a READY session for a room.',
+    description: 'Creates a READY session for a room. Needs roomCreate, or roomAdmin for that room.',
+    authScopes: (_root, args) => ({ createRoom: args.input.roomName }),
     resolve: async (_root, { input }, ctx) => {
-      const roomName = validateRoomName(input.roomName);
-      assertCanCreate(ctx.viewer, roomName);
-      const session = await createSession(ctx.db, { roomName, title: validateTitle(input.title) });
-      if (!session) throw userError('ALREADY_EXISTS', `A session for room ${JSON.stringify(roomName)} already exists`);
-      ctx.logger.info({ sessionId: session.id, roomName }, 'session created');
+      const session = await createSession(ctx.db, { roomName: input.roomName, title: input.title ?? null });
+      if (!session) throw userError('ALREADY_EXISTS', `A session for room ${JSON.stringify(input.roomName)} already exists`);
+      ctx.created.add(session.id);
+      ctx.logger.info({ sessionId: session.id, roomName: input.roomName }, 'session created');
       return { session };
     },
   },
   {
+    description: 'What createSession returns',
     outputFields: (t) => ({
-      session: t.field({ type: SessionRef, resolve: (payload) => payload.session }),
+      session: t.field({ type: SessionRef, description: 'The new session (READY)', resolve: (payload) => payload.session }),
     }),
   },
 );

@@ -1,23 +1,29 @@
 import type { SessionChange } from '../sessions/change.js';
+import { MAX_ROOM_NAME_LENGTH } from '../sessions/limits.js';
 import { findById, findByRoomName } from '../sessions/repo.js';
 import { watchAllSessions, watchSession } from '../realtime/session-stream.js';
-import { assertAuthenticated, assertCanList, assertCanReadRoom } from './auth.js';
 import { builder } from './builder.js';
 import { userError } from './errors.js';
-import { parseSessionId, SessionRef, SessionStatusEnum, validateRoomName } from './session.js';
+import { roomNameInput, sessionIdInput } from './inputs.js';
+import { SessionRef, SessionStatusEnum } from './session.js';
 
 const SessionStatusChangeRef = builder.objectRef<SessionChange>('SessionStatusChange').implement({
   description: 'A session status as of one version.',
   fields: (t) => ({
-    session: t.field({ type: SessionRef, resolve: (c) => c.session }),
-    status: t.field({ type: SessionStatusEnum, resolve: (c) => c.session.status }),
-    previousStatus: t.field({ type: SessionStatusEnum, nullable: true, resolve: (c) => c.previousStatus }),
-    version: t.int({ resolve: (c) => c.session.version }),
+    session: t.field({ type: SessionRef, description: 'The session as of this version', resolve: (c) => c.session }),
+    status: t.field({ type: SessionStatusEnum, description: 'The status as of this version', resolve: (c) => c.session.status }),
+    previousStatus: t.field({
+      type: SessionStatusEnum,
+      nullable: true,
+      description: 'The status before this change (null on a snapshot)',
+      resolve: (c) => c.previousStatus,
+    }),
+    version: t.int({ description: 'The session version this event brings it to', resolve: (c) => c.session.version }),
     eventType: t.string({
       description: '"snapshot" for the first event of a subscription, else what caused the change (room_started, room_finished, reconcile)',
       resolve: (c) => c.eventType,
     }),
-    changedAt: t.field({ type: 'DateTime', resolve: (c) => c.changedAt }),
+    changedAt: t.field({ type: 'DateTime', description: 'When the change was recorded', resolve: (c) => c.changedAt }),
   }),
 });
 
@@ -25,26 +31,27 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
   t.field({
     type: SessionStatusChangeRef,
     description:
-      'One session (by id or roomName): its current state first, then every change in version order (a client more than 64 changes behind skips the oldest). Neither: every session.',
-    args: { id: t.arg.id(), roomName: t.arg.string() },
-    // Permission is checked once, here, when the subscription starts.
+      'One session (by id or roomName): its current state first, then every change in version order (a client more than 64 changes behind skips the oldest). ' +
+      'Needs roomList, or roomJoin/roomAdmin for its room. Neither argument: every session (needs roomList). Grants are checked when the subscription starts.',
+    args: {
+      id: t.arg.id({ description: 'A Session global id or its raw uuid', validate: sessionIdInput }),
+      roomName: t.arg.string({ description: `A LiveKit room name (1..${MAX_ROOM_NAME_LENGTH} characters)`, validate: roomNameInput }),
+    },
+    // Checked once, when the subscription starts (authorizeOnSubscribe).
+    authScopes: (_root, args) => {
+      if (args.roomName != null) return { readRoom: args.roomName };
+      if (args.id != null) return { readSession: args.id as string };
+      return { list: true };
+    },
     subscribe: async (_root, args, ctx) => {
-      if (args.id == null && args.roomName == null) {
-        assertCanList(ctx.viewer);
-        return watchAllSessions(ctx, [ctx.signal, ctx.shutdown]);
-      }
-      assertAuthenticated(ctx.viewer);
+      if (args.id == null && args.roomName == null) return watchAllSessions(ctx, [ctx.signal, ctx.shutdown]);
+      const id = args.id as string | null | undefined;
       let session;
       if (args.roomName != null) {
-        const roomName = validateRoomName(args.roomName);
-        assertCanReadRoom(ctx.viewer, roomName);
-        session = await findByRoomName(ctx.db, roomName);
-        if (session && args.id != null && session.id !== parseSessionId(args.id)) {
-          throw userError('BAD_USER_INPUT', 'id and roomName name different sessions');
-        }
+        session = await findByRoomName(ctx.db, args.roomName);
+        if (session && id != null && session.id !== id) throw userError('BAD_USER_INPUT', 'id and roomName name different sessions');
       } else {
-        session = await findById(ctx.db, parseSessionId(args.id!));
-        if (session) assertCanReadRoom(ctx.viewer, session.room_name);
+        session = await findById(ctx.db, id!);
       }
       if (!session) throw userError('NOT_FOUND', 'No session for that ' + (args.roomName != null ? 'room' : 'id'));
       return watchSession(ctx, session, [ctx.signal, ctx.shutdown]);
