@@ -86,7 +86,9 @@ export async function createApp(
         const pending = await withTimeout(pendingMigrations(db, config.database.schema), 2_000);
         return pending.length > 0 ? [`migrations not applied: ${pending.join(', ')}`] : [];
       } catch (err) {
-        return [`database: ${(err as Error).message}`];
+        // The detail is for operators (the log), not for whoever asks /readyz.
+        logger.warn({ err: (err as Error).message }, 'readiness: database check failed');
+        return ['database unavailable'];
       }
     },
   });
@@ -115,6 +117,7 @@ export async function createApp(
   let reconcileTimer: NodeJS.Timeout | undefined;
   let pruneTimer: NodeJS.Timeout | undefined;
   let stopping: Promise<void> | undefined;
+  let pruning: Promise<void> | undefined;
   const prune = () =>
     pruneOldRecords(db, config.retentionDays).then(
       ({ events, changes }) => {
@@ -136,7 +139,12 @@ export async function createApp(
       });
       publisher.start();
       if (config.retentionDays > 0) {
-        pruneTimer = setInterval(() => void prune(), PRUNE_INTERVAL_MS);
+        // Soon after start, then hourly: a replica restarted more often than hourly still prunes.
+        pruneTimer = setTimeout(function pruneAndRepeat() {
+          pruning = prune().finally(() => {
+            if (!stopping) (pruneTimer = setTimeout(pruneAndRepeat, PRUNE_INTERVAL_MS)).unref();
+          });
+        }, PRUNE_FIRST_DELAY_MS);
         pruneTimer.unref();
       }
       if (listRooms && config.reconcileIntervalSeconds > 0) {
@@ -177,7 +185,7 @@ export async function createApp(
       stopping ??= (async () => {
         logger.info('shutting down');
         clearInterval(reconcileTimer);
-        clearInterval(pruneTimer);
+        clearTimeout(pruneTimer);
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         // End subscriptions so their long-lived responses and sockets let the server close.
@@ -190,6 +198,7 @@ export async function createApp(
         clearInterval(idleSweep);
         server.closeAllConnections();
         await reconciling;
+        await pruning;
         await publisher.stop();
         await bus.close();
         await database.close();
@@ -268,6 +277,8 @@ function errorText(err: unknown): string {
 
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 const DEV_TOKEN_HOURS = 12;
+/** Not at the very start: let the service settle (migrations, first webhooks) first. */
+const PRUNE_FIRST_DELAY_MS = 5_000;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

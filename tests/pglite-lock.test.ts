@@ -46,7 +46,7 @@ describe('one embedded PGlite folder, two processes', () => {
     expect(created.code, created.output).toBe(0);
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
 
-    svc = await startServiceProcess({ schema: 'public', prefix: `lock-${process.pid}:`, env });
+    svc = await startServiceProcess({ schema: 'public', prefix: `lock-${process.pid}:`, env, readyTimeoutMs: 120_000 });
     const holderPid = svc.child.pid!;
 
     const migrate = await runMigrate();
@@ -55,7 +55,7 @@ describe('one embedded PGlite folder, two processes', () => {
     expect(migrate.output).toContain(`process ${holderPid}`);
     expect(existsSync(`${dataDir}.lock`)).toBe(true);
 
-    const second = await startServiceProcess({ schema: 'public', prefix: `lock2-${process.pid}:`, env }).then(
+    const second = await startServiceProcess({ schema: 'public', prefix: `lock2-${process.pid}:`, env, readyTimeoutMs: 120_000 }).then(
       async (s) => {
         await s.stop('SIGKILL');
         return 'started';
@@ -75,5 +75,5 @@ describe('one embedded PGlite folder, two processes', () => {
     expect(after.output).toMatch(/already up to date/);
     // And releases it when done.
     expect(existsSync(`${dataDir}.lock`)).toBe(false);
-  }, 240_000);
+  }, 480_000);
 });

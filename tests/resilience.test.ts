@@ -302,7 +302,7 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
         }
         const ready = await fetch(`${t.url}/readyz`);
         expect(ready.status).toBe(503);
-        expect((await ready.json()).problems[0]).toMatch(/^database: /);
+        expect((await ready.json()).problems[0]).toBe('database unavailable');
         expect((await fetch(`${t.url}/healthz`)).status).toBe(200);
         proxy.restore();
       }
@@ -501,14 +501,14 @@ describe.skipIf(!realBackends)('resilience (issue 4)', () => {
       expect(await row(s.fresh.id)).toEqual({ status: 'STOPPED', version: 3, room_sid: fresh.sid });
       expect(watcher.state.events).toHaveLength(2);
 
-      // Both replicas at once, with a slow LiveKit: one runs, the other steps aside.
+      // Both replicas at once, with a slow LiveKit: both ask (nothing is held while LiveKit answers, issue 8),
+      // the lock lets one apply at a time (the other applies after it, or steps aside); nothing is left to repair.
       standIn.delayMs = 1_500;
       const callsBefore = standIn.calls();
       const results = await Promise.all([a.app.reconcileNow(), b.app.reconcileNow()]);
-      expect(results.filter((r) => r === null)).toHaveLength(1);
-      expect(results.filter((r) => r === 0)).toHaveLength(1);
-      expect(standIn.calls()).toBe(callsBefore + 1);
-      expect(standIn.maxConcurrent()).toBe(1);
+      for (const r of results) expect([0, null]).toContain(r);
+      expect(results).toContain(0);
+      expect(standIn.calls()).toBe(callsBefore + 2);
 
       // Another deployment in another schema of the same database reconciles at the same time: no blocking.
       const elsewhere = await startTestApp(env);

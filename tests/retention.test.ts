@@ -7,7 +7,8 @@ import { adminToken, createSession } from '../tools/kit/graphql.js';
 
 let t: TestApp;
 beforeAll(async () => {
-  t = await startTestApp();
+  // Automatic pruning off: this test prunes by hand and counts what it deleted.
+  t = await startTestApp({ RETENTION_DAYS: '0' });
 });
 afterAll(() => t?.stop());
 

@@ -5,9 +5,9 @@ import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { lockDataDir } from './pglite-lock.js';
-import type { Database } from './types.js';
+import type { Database, Db } from './types.js';
 
-export type Db = Kysely<Database>;
+export type { Db };
 
 export type DatabaseHandle = {
   db: Db;

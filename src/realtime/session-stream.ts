@@ -1,4 +1,5 @@
 import { Repeater, SlidingBuffer } from '@repeaterjs/repeater';
+import { LRUCache } from 'lru-cache';
 import type { Db } from '../db/connect.js';
 import type { SessionRow } from '../db/types.js';
 import type { Logger } from '../logger.js';
@@ -78,12 +79,19 @@ export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSi
   }, new SlidingBuffer(BUFFER_SIZE));
 }
 
+/**
+ * How many sessions the all-sessions stream remembers a version of (to drop repeats and stale events).
+ * Bounded: a long-lived stream would otherwise keep an entry for every session it ever saw. A session
+ * idle long enough to be forgotten can at worst be delivered once more (a repeat of its latest version).
+ */
+export const ALL_SESSIONS_TRACKED = 10_000;
+
 /** Every session's changes, newest version per session only, as they happen (no snapshot). */
-export function watchAllSessions(deps: StreamDeps, endOn: EndSignals = []): AsyncIterableIterator<SessionChange> {
+export function watchAllSessions(deps: StreamDeps, endOn: EndSignals = [], tracked = ALL_SESSIONS_TRACKED): AsyncIterableIterator<SessionChange> {
   const { bus } = deps;
   return new Repeater<SessionChange>(
     async (push, stop) => {
-      const lastVersions = new Map<string, number>();
+      const lastVersions = new LRUCache<string, number>({ max: tracked });
       const unsubscribe = await bus.subscribe('all', (change) => {
         const last = lastVersions.get(change.session.id) ?? 0;
         if (change.session.version <= last) return;

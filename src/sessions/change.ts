@@ -1,4 +1,5 @@
-import type { SessionChangeRow, SessionRow, SessionSnapshotJson, SessionStatus } from '../db/types.js';
+import type { SessionStatus } from './status.js';
+import type { SessionChangeRow, SessionRow, SessionSnapshotJson } from './tables.js';
 
 /** A session's status change as subscribers see it: the row as of `session.version`. */
 export type SessionChange = {

@@ -1,8 +1,8 @@
-import type { Kysely, Transaction } from 'kysely';
-import type { Database, SessionRow, SessionStatus } from '../db/types.js';
 import type { SessionChange } from './change.js';
-import { createSession, findByRoomName, moveRoomInstance, recordStatusChange } from './repo.js';
-import { decide, STATUS_EVENTS, type RoomInstance } from './status.js';
+import { createSession, lockSession, recordEvent } from './repo.js';
+import { STATUS_EVENTS, type RoomInstance, type SessionStatus } from './status.js';
+import type { Db, SessionRow, Tx } from './tables.js';
+import { applyStatusEvent } from './transition.js';
 
 /** A verified LiveKit webhook event, reduced to what the service uses. */
 export type IncomingEvent = {
@@ -33,76 +33,48 @@ class DuplicateEvent extends Error {}
  * (its id is the primary key), and a status change, its version bump and its change record
  * commit together with it, or nothing does.
  */
-export async function applyWebhookEvent(db: Kysely<Database>, event: IncomingEvent, opts: { autoCreate: boolean }): Promise<IngestResult> {
+export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { autoCreate: boolean }): Promise<IngestResult> {
   const base = { eventType: event.type, roomName: event.roomName };
+  const record = { id: event.id, type: event.type, roomName: event.roomName, roomSid: event.room?.sid ?? null, createdAt: event.createdAt };
+  const nothing = { sessionId: null, oldStatus: null, newStatus: null };
   const isStatusEvent = STATUS_EVENTS.has(event.type) && event.roomName !== null && event.room !== null;
 
   if (!isStatusEvent) {
-    const inserted = await recordEvent(db, event, 'event_logged', null);
-    const action: IngestAction = inserted ? 'event_logged' : 'duplicate';
-    return { ...base, action, sessionId: null, oldStatus: null, newStatus: null };
+    const inserted = await recordEvent(db, record, 'event_logged', null);
+    return { ...base, action: inserted ? 'event_logged' : 'duplicate', ...nothing };
   }
 
   try {
     return await db.transaction().execute(async (trx) => {
-      const session = await lockSession(trx, event, opts.autoCreate);
+      const session = await lockOrCreate(trx, event.roomName!, opts.autoCreate);
       if (!session) {
-        if (!(await recordEvent(trx, event, 'session_not_found', null))) throw new DuplicateEvent();
-        return { ...base, action: 'session_not_found' as const, sessionId: null, oldStatus: null, newStatus: null };
+        if (!(await recordEvent(trx, record, 'session_not_found', null))) throw new DuplicateEvent();
+        return { ...base, action: 'session_not_found' as const, ...nothing };
       }
-      const decision = decide(
-        { status: session.status, roomSid: session.room_sid, roomCreatedMs: session.room_created_ms },
-        { kind: event.type as 'room_started' | 'room_finished', room: event.room! },
-      );
-      if (!(await recordEvent(trx, event, decision.action, session.id))) throw new DuplicateEvent();
-
-      const result = { ...base, action: decision.action, sessionId: session.id, oldStatus: session.status };
-      if (decision.action === 'stale_event') return { ...result, newStatus: session.status };
-      if (decision.action === 'no_change') {
-        if (decision.room.sid !== session.room_sid) await moveRoomInstance(trx, session.id, decision.room);
-        return { ...result, newStatus: session.status };
-      }
-      const committed = await recordStatusChange(trx, session, {
-        status: decision.status,
-        room: decision.room,
-        eventType: event.type,
-        at: event.createdAt ?? new Date(),
-      });
-      return { ...result, newStatus: committed.session.status, committed: { change: committed.change, changeId: committed.changeId } };
+      const statusEvent = { kind: event.type as 'room_started' | 'room_finished', room: event.room! };
+      const transition = await applyStatusEvent(trx, session, statusEvent, { eventType: event.type, at: event.createdAt ?? new Date() });
+      // Recorded in the same transaction: a duplicate rolls the transition back with it.
+      if (!(await recordEvent(trx, record, transition.action, session.id))) throw new DuplicateEvent();
+      return {
+        ...base,
+        action: transition.action,
+        sessionId: session.id,
+        oldStatus: session.status,
+        newStatus: transition.newStatus,
+        committed: transition.committed,
+      };
     });
   } catch (err) {
-    if (err instanceof DuplicateEvent) {
-      return { ...base, action: 'duplicate', sessionId: null, oldStatus: null, newStatus: null };
-    }
+    if (err instanceof DuplicateEvent) return { ...base, action: 'duplicate', ...nothing };
     throw err;
   }
 }
 
-async function lockSession(trx: Transaction<Database>, event: IncomingEvent, autoCreate: boolean): Promise<SessionRow | undefined> {
-  const roomName = event.roomName!;
-  const found = await findByRoomName(trx, roomName, { forUpdate: true });
+async function lockOrCreate(trx: Tx, roomName: string, autoCreate: boolean): Promise<SessionRow | undefined> {
+  const found = await lockSession(trx, { roomName });
   // A room_finished that overtook its room_started creates the session too (it ends STOPPED on that
   // instance), so the late room_started is stale: the outcome must not depend on arrival order.
   if (found || !autoCreate) return found;
   await createSession(trx, { roomName, title: null });
-  return findByRoomName(trx, roomName, { forUpdate: true });
-}
-
-/** Inserts the event record; false when its id was seen before (a retry or a concurrent copy). */
-async function recordEvent(db: Kysely<Database> | Transaction<Database>, event: IncomingEvent, outcome: string, sessionId: string | null) {
-  const row = await db
-    .insertInto('webhook_events')
-    .values({
-      id: event.id,
-      event_type: event.type,
-      room_name: event.roomName,
-      room_sid: event.room?.sid ?? null,
-      created_at: event.createdAt,
-      outcome,
-      session_id: sessionId,
-    })
-    .onConflict((oc) => oc.column('id').doNothing())
-    .returning('id')
-    .executeTakeFirst();
-  return row !== undefined;
+  return lockSession(trx, { roomName });
 }

@@ -1,22 +1,107 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
-import type { Database, SessionRow, SessionStatus } from '../db/types.js';
+import { sql } from 'kysely';
 import { changeFromRow, snapshotToJson, type SessionChange } from './change.js';
-import type { RoomInstance } from './status.js';
+import type { RoomInstance, SessionStatus } from './status.js';
+import type { Db, SessionRow, Tx } from './tables.js';
 
-/** Every function takes the database or a transaction: the caller decides the unit of work. */
-export type Queryable = Kysely<Database> | Transaction<Database>;
+/*
+ * All of the service's SQL. Every function takes the database or a transaction (`Db`): the caller
+ * decides the unit of work; `Tx` marks the steps that only make sense inside one.
+ */
 
-export function findById(db: Queryable, id: string): Promise<SessionRow | undefined> {
+export function findById(db: Db, id: string): Promise<SessionRow | undefined> {
   return db.selectFrom('sessions').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
-export function findByRoomName(db: Queryable, roomName: string, opts: { forUpdate?: boolean } = {}): Promise<SessionRow | undefined> {
-  let q = db.selectFrom('sessions').selectAll().where('room_name', '=', roomName);
-  if (opts.forUpdate) q = q.forUpdate();
-  return q.executeTakeFirst();
+export function findByRoomName(db: Db, roomName: string): Promise<SessionRow | undefined> {
+  return db.selectFrom('sessions').selectAll().where('room_name', '=', roomName).executeTakeFirst();
 }
 
-export async function createSession(db: Queryable, input: { roomName: string; title: string | null }): Promise<SessionRow | undefined> {
+/** Reads and row-locks a session until the transaction ends: every status change starts here. */
+export function lockSession(trx: Tx, by: { id: string } | { roomName: string }): Promise<SessionRow | undefined> {
+  const q = trx.selectFrom('sessions').selectAll();
+  return ('id' in by ? q.where('id', '=', by.id) : q.where('room_name', '=', by.roomName)).forUpdate().executeTakeFirst();
+}
+
+export function listLiveSessions(db: Db): Promise<SessionRow[]> {
+  return db.selectFrom('sessions').selectAll().where('status', '=', 'LIVE').execute();
+}
+
+/** Sessions of these rooms that are not LIVE (the ones a running room may repair). */
+export async function findNotLiveByRoomNames(db: Db, roomNames: readonly string[]): Promise<{ id: string; room_name: string }[]> {
+  if (roomNames.length === 0) return [];
+  return db
+    .selectFrom('sessions')
+    .select(['id', 'room_name'])
+    .where('room_name', 'in', [...roomNames])
+    .where('status', '!=', 'LIVE')
+    .execute();
+}
+
+/** What a webhook event record holds. */
+export type EventRecord = { id: string; type: string; roomName: string | null; roomSid: string | null; createdAt: Date | null };
+
+/** Inserts the event record; false when its id was seen before (a retry or a concurrent copy). */
+export async function recordEvent(db: Db, event: EventRecord, outcome: string, sessionId: string | null): Promise<boolean> {
+  const row = await db
+    .insertInto('webhook_events')
+    .values({
+      id: event.id,
+      event_type: event.type,
+      room_name: event.roomName,
+      room_sid: event.roomSid,
+      created_at: event.createdAt,
+      outcome,
+      session_id: sessionId,
+    })
+    .onConflict((oc) => oc.column('id').doNothing())
+    .returning('id')
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Arbitrary, fixed: the advisory lock that lets one replica at a time apply reconciliation repairs. */
+const RECONCILE_LOCK_KEY = 0x6c6b7373; // "lkss"
+
+/**
+ * Runs `fn` holding the reconcile lock on one pinned connection (the session-level lock belongs to it,
+ * and PGlite has only one: `fn` must use the connection it is given). Null when another replica holds it.
+ */
+export async function withReconcileLock<T>(db: Db, fn: (conn: Db) => Promise<T>): Promise<T | null> {
+  return db.connection().execute(async (conn) => {
+    // Keyed by schema too: deployments (or test suites) sharing one database must not block each other.
+    const { rows } = await sql<{ locked: boolean }>`select pg_try_advisory_lock(${RECONCILE_LOCK_KEY}, hashtext(current_schema())) as locked`.execute(conn);
+    if (!rows[0]?.locked) return null;
+    try {
+      return await fn(conn);
+    } finally {
+      await sql`select pg_advisory_unlock(${RECONCILE_LOCK_KEY}, hashtext(current_schema()))`.execute(conn);
+    }
+  });
+}
+
+/** Deletes up to `limit` webhook records received before `days` ago; returns how many. */
+export async function deleteOldWebhookEvents(db: Db, days: number, limit: number): Promise<number> {
+  const cutoff = sql<Date>`now() - make_interval(days => ${days})`;
+  const { numDeletedRows } = await db
+    .deleteFrom('webhook_events')
+    .where('id', 'in', (eb) => eb.selectFrom('webhook_events').select('id').where('received_at', '<', cutoff).limit(limit))
+    .executeTakeFirst();
+  return Number(numDeletedRows);
+}
+
+/** Deletes up to `limit` published changes older than `days` (unpublished ones are still the outbox); returns how many. */
+export async function deleteOldPublishedChanges(db: Db, days: number, limit: number): Promise<number> {
+  const cutoff = sql<Date>`now() - make_interval(days => ${days})`;
+  const { numDeletedRows } = await db
+    .deleteFrom('session_changes')
+    .where('id', 'in', (eb) =>
+      eb.selectFrom('session_changes').select('id').where('changed_at', '<', cutoff).where('published_at', 'is not', null).limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(numDeletedRows);
+}
+
+export async function createSession(db: Db, input: { roomName: string; title: string | null }): Promise<SessionRow | undefined> {
   return db
     .insertInto('sessions')
     .values({ room_name: input.roomName, title: input.title, status: 'READY' })
@@ -35,7 +120,7 @@ export type ListSessionsArgs = {
   oldestFirst?: boolean;
 };
 
-export function listSessions(db: Queryable, args: ListSessionsArgs): Promise<SessionRow[]> {
+export function listSessions(db: Db, args: ListSessionsArgs): Promise<SessionRow[]> {
   let q = db.selectFrom('sessions').selectAll();
   if (args.status) q = q.where('status', '=', args.status);
   if (args.olderThan != null) q = q.where('seq', '<', args.olderThan);
@@ -51,7 +136,7 @@ export function listSessions(db: Queryable, args: ListSessionsArgs): Promise<Ses
  * version and writing the change record that is both history and outbox.
  */
 export async function recordStatusChange(
-  trx: Transaction<Database>,
+  trx: Tx,
   current: SessionRow,
   next: { status: SessionStatus; room: RoomInstance; eventType: string; at: Date },
 ): Promise<{ session: SessionRow; change: SessionChange; changeId: string }> {
@@ -90,7 +175,7 @@ export async function recordStatusChange(
 }
 
 /** Moves the current room instance without a status change (no version bump). */
-export async function moveRoomInstance(trx: Transaction<Database>, id: string, room: RoomInstance): Promise<void> {
+export async function moveRoomInstance(trx: Tx, id: string, room: RoomInstance): Promise<void> {
   await trx
     .updateTable('sessions')
     .set({ room_sid: room.sid, room_created_ms: room.createdMs, updated_at: sql<Date>`now()` })
@@ -99,14 +184,14 @@ export async function moveRoomInstance(trx: Transaction<Database>, id: string, r
 }
 
 /** Changes of one session with afterVersion < version <= uptoVersion, oldest first. */
-export async function changesBetween(db: Queryable, sessionId: string, afterVersion: number, uptoVersion?: number): Promise<SessionChange[]> {
+export async function changesBetween(db: Db, sessionId: string, afterVersion: number, uptoVersion?: number): Promise<SessionChange[]> {
   let q = db.selectFrom('session_changes').selectAll().where('session_id', '=', sessionId).where('version', '>', afterVersion);
   if (uptoVersion !== undefined) q = q.where('version', '<=', uptoVersion);
   const rows = await q.orderBy('version', 'asc').execute();
   return rows.map(changeFromRow);
 }
 
-export async function markChangesPublished(db: Queryable, ids: readonly string[]): Promise<void> {
+export async function markChangesPublished(db: Db, ids: readonly string[]): Promise<void> {
   if (ids.length === 0) return;
   await db
     .updateTable('session_changes')
@@ -117,7 +202,7 @@ export async function markChangesPublished(db: Queryable, ids: readonly string[]
 }
 
 /** Claims unpublished changes older than `minAgeMs`, skipping rows another replica is draining. */
-export async function claimUnpublishedChanges(trx: Transaction<Database>, minAgeMs: number, limit: number) {
+export async function claimUnpublishedChanges(trx: Tx, minAgeMs: number, limit: number) {
   const rows = await trx
     .selectFrom('session_changes')
     .selectAll()

@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
-import type { Db } from '../db/connect.js';
+import { deleteOldPublishedChanges, deleteOldWebhookEvents } from './repo.js';
+import type { Db } from './tables.js';
 
 const BATCH = 5_000;
 
@@ -10,26 +10,12 @@ const BATCH = 5_000;
  * forgotten after days cannot come back as a duplicate.
  */
 export async function pruneOldRecords(db: Db, days: number): Promise<{ events: number; changes: number }> {
-  const cutoff = sql<Date>`now() - make_interval(days => ${days})`;
-  let events = 0;
-  let changes = 0;
-  for (;;) {
-    const { numDeletedRows } = await db
-      .deleteFrom('webhook_events')
-      .where('id', 'in', (eb) => eb.selectFrom('webhook_events').select('id').where('received_at', '<', cutoff).limit(BATCH))
-      .executeTakeFirst();
-    events += Number(numDeletedRows);
-    if (Number(numDeletedRows) < BATCH) break;
-  }
-  for (;;) {
-    const { numDeletedRows } = await db
-      .deleteFrom('session_changes')
-      .where('id', 'in', (eb) =>
-        eb.selectFrom('session_changes').select('id').where('changed_at', '<', cutoff).where('published_at', 'is not', null).limit(BATCH),
-      )
-      .executeTakeFirst();
-    changes += Number(numDeletedRows);
-    if (Number(numDeletedRows) < BATCH) break;
-  }
+  const drain = async (deleteBatch: () => Promise<number>) => {
+    let total = 0;
+    for (let n = BATCH; n === BATCH; total += n) n = await deleteBatch();
+    return total;
+  };
+  const events = await drain(() => deleteOldWebhookEvents(db, days, BATCH));
+  const changes = await drain(() => deleteOldPublishedChanges(db, days, BATCH));
   return { events, changes };
 }

@@ -1,4 +1,5 @@
-import type { SessionStatus } from '../db/types.js';
+/** Where a session is: created, its room running, its room gone. */
+export type SessionStatus = 'READY' | 'LIVE' | 'STOPPED';
 
 /** One LiveKit room instance: rooms re-created under the same name get a new sid. */
 export type RoomInstance = { sid: string; createdMs: number };

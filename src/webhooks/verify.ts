@@ -2,7 +2,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { WebhookEvent } from '@livekit/protocol';
 import { createLiveKitTokenVerifier, TokenRejected, type VerifiedClaims } from '../livekit/jwt.js';
 import type { IncomingEvent } from '../sessions/ingest.js';
-import { idProblem, roomNameProblem, timeProblem } from '../sessions/limits.js';
+import { idProblem, timeProblem } from '../sessions/event-limits.js';
+import { roomNameProblem } from '../sessions/limits.js';
 import { bearerToken } from '../http/authorization.js';
 import { HttpError } from '../http/envelope.js';
 
