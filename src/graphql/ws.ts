@@ -5,8 +5,8 @@ import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { LiveKitTokenVerifier } from '../livekit/jwt.js';
 import type { Logger } from '../logger.js';
-import { viewerFromAuthorization, type Viewer } from './auth.js';
-import type { GraphQLContext } from './builder.js';
+import { viewerFromAuthorization } from './auth.js';
+import type { GraphQLContext, Viewer } from './context.js';
 
 type Extra = { viewer?: Viewer; request: IncomingMessage; socket: WebSocket };
 /** The enveloped execute/subscribe of one operation, passed to graphql-ws through `rootValue`. */
