@@ -17,6 +17,7 @@ import { reconcileSessions } from './sessions/reconcile.js';
 import { pruneOldRecords } from './sessions/retention.js';
 import { WEBHOOK_PATH } from './webhooks/route.js';
 import { createWebhookVerifier } from './webhooks/verify.js';
+import { ADMIN_GRANT } from './livekit/grants.js';
 
 export type App = {
   config: Config;
@@ -212,7 +213,7 @@ export async function createApp(
 /** An admin token for local use: list, create and join any room. */
 export async function mintAdminToken(config: Config, ttl: string): Promise<string> {
   const token = new AccessToken(config.livekit.apiKey, config.livekit.apiSecret, { identity: 'dev-admin', ttl });
-  token.addGrant({ roomList: true, roomCreate: true, roomAdmin: true });
+  token.addGrant(ADMIN_GRANT);
   return token.toJwt();
 }
 

@@ -5,6 +5,7 @@
 import { AccessToken, type VideoGrant } from 'livekit-server-sdk';
 import { ConfigError, loadConfig } from '../src/config.js';
 import { fail, parseToolArgs, usageError } from './cli.js';
+import { ADMIN_GRANT } from '../src/livekit/grants.js';
 
 const cli = {
   name: 'token',
@@ -38,11 +39,7 @@ if (!/^\d+[smhd]$/.test(values.ttl)) usageError(cli, `--ttl "${values.ttl}" is n
 
 try {
   const { livekit } = loadConfig();
-  const grant: VideoGrant = values.admin
-    ? { roomList: true, roomCreate: true, roomAdmin: true }
-    : values.list
-      ? { roomList: true }
-      : { roomJoin: true, room: values.room };
+  const grant: VideoGrant = values.admin ? { ...ADMIN_GRANT } : values.list ? { roomList: true } : { roomJoin: true, room: values.room };
   const token = new AccessToken(livekit.apiKey, livekit.apiSecret, {
     identity: values.identity ?? (values.room ? `viewer-${values.room}` : 'admin'),
     ttl: values.ttl,
