@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisNode, RedisTarget } from '../config.js';
 import type { Logger } from '../logger.js';
@@ -68,17 +69,18 @@ export function createLocalBus(logger: Logger): ChangeBus {
   const listeners = new ChannelListeners();
   return {
     description: 'in-process',
-    async publish(change) {
+    publish(change) {
       // Delivered asynchronously, like a broker would.
       queueMicrotask(() => {
         listeners.dispatch(channelName('', { sessionId: change.session.id }), change, logger);
         listeners.dispatch(channelName('', 'all'), change, logger);
       });
+      return Promise.resolve();
     },
-    async subscribe(topic, listener) {
+    subscribe(topic, listener) {
       const channel = channelName('', topic);
       listeners.add(channel, listener);
-      return () => void listeners.remove(channel, listener);
+      return Promise.resolve(() => void listeners.remove(channel, listener));
     },
     onReconnect: () => () => {},
     isConnected: () => true,
@@ -198,7 +200,7 @@ function withWait(promise: Promise<unknown>, ms: number): Promise<unknown> {
 }
 
 /** Logs a connection's first error and its recovery, not every retry in between. */
-function logOutages(client: { on(event: string, fn: (...args: any[]) => void): unknown }, name: string, logger: Logger, errorEvents = ['error']): void {
+function logOutages(client: EventEmitter, name: string, logger: Logger, errorEvents = ['error']): void {
   let down = false;
   for (const event of errorEvents) {
     client.on(event, (err: Error) => {
@@ -249,7 +251,7 @@ function openConnectionBroker(target: Exclude<RedisTarget, { kind: 'cluster' }>,
       const pipeline = publisher.pipeline();
       for (const channel of channels) pipeline.publish(channel, message);
       const failed = (await pipeline.exec())?.find(([err]) => err);
-      if (failed) throw failed[0];
+      if (failed?.[0]) throw failed[0];
     },
     subscribe: (channels) => subscriber.subscribe(...channels),
     unsubscribe: (channel) => subscriber.unsubscribe(channel),

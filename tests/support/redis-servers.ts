@@ -20,7 +20,7 @@ type Server = { port: number; child: ChildProcess };
 async function launch(args: string[], port: number): Promise<Server> {
   const child = spawn('redis-server', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   await until(
     async () => {
       if (child.exitCode !== null) throw new Error(`redis-server on ${port} exited with ${child.exitCode}: ${stderr}`);
