@@ -20,10 +20,10 @@ import { promisify } from 'node:util';
 import { mapLimit, sleep, waitFor } from '../kit/async.js';
 import { buildEvent, encodeEvent, newRoomInstance, signBody, type RoomInstance } from '../kit/livekit-emulator.js';
 import { startServiceProcess } from '../kit/service-process.js';
-import { BENCH_CREDENTIALS, percentiles, readMetrics, round, withDatabase } from './common.js';
+import { BENCH_CREDENTIALS, cpuBetween, cpuSnapshot, percentiles, readMetrics, round, withDatabase } from './common.js';
 import { openSse, type SseStream } from './sse.js';
 import { graphqlUrl, preparePeer, redisChannels, rssBytes, startOurs, startPeer, type Target, type TargetName, type TargetOptions } from './targets.js';
-import { buildPool, checkExactlyOnce, drive, lifecycle, type Driver, type PoolItem } from './webhooks.js';
+import { buildPool, checkExactlyOnce, drive, lifecycle, signPool, type Driver, type PoolItem } from './webhooks.js';
 
 const run = promisify(execFile);
 
@@ -88,8 +88,9 @@ async function buildPools(opts: CompareOptions) {
   const statusRooms = Array.from({ length: opts.sessions }, (_, i) => `bench-room-${i}`);
   const mixRooms = Array.from({ length: opts.sessions }, (_, i) => `mix-room-${i}`);
   const t0 = performance.now();
-  const status = await buildPool(statusRooms, [], size(2500), statusOnly, 0);
-  const mix = await buildPool(mixRooms, [], size(5000), lifecycle, 0.01);
+  // Unsigned here: each target's copy is signed just before its run (tokens live 5 minutes, a run takes longer).
+  const status = await buildPool(statusRooms, [], size(1500), statusOnly, 0, false);
+  const mix = await buildPool(mixRooms, [], size(4000), lifecycle, 0.01, false);
   return { status, mix, statusRooms, mixRooms, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -100,6 +101,8 @@ type IngestOutcome = {
   non2xx: number;
   errors: number;
   exhausted: boolean;
+  /** CPU milliseconds per request: the target's processes, and every postgres process (a shared server: other work and exited backends skew it, so JSON only). */
+  cpuMsPerReq: { service: number; postgres: number; machineBusyPct: number };
   problems: string[];
   /** The requests as sent, with each answer (ours is checked for exactly-once storage afterwards). */
   items: PoolItem[];
@@ -107,13 +110,19 @@ type IngestOutcome = {
 
 async function ingest(target: Target, pool: PoolItem[], opts: CompareOptions, label: string, profile = false): Promise<IngestOutcome> {
   const items = pool.map((p) => ({ ...p, sends: 0, status: undefined, action: undefined }));
+  await signPool(items);
   const driver: Driver = { next: 0, replays: 0, replayAnswers: new Map(), bodies: 0 };
   const n = target.processes.length;
   const per = (i: number) => Math.max(1, Math.floor(opts.connections / n) + (i < opts.connections % n ? 1 : 0));
   const all = (seconds: number) => Promise.all(target.processes.map((p, i) => drive(p.url, items, driver, seconds, per(i), target.webhookPath)));
   if (opts.warmupS > 0) await all(opts.warmupS);
   if (profile) target.startProfile();
+  const pids = target.processes.map((p) => p.child.pid!);
+  const cpuStart = cpuSnapshot(pids);
   const results = await all(opts.ingestS);
+  const cpuEnd = cpuSnapshot(pids);
+  const cpu = cpuBetween(cpuStart, cpuEnd, { postgres: 'postgres', ...Object.fromEntries(pids.map((pid, i) => [`service${i}`, pid])) });
+  const serviceCores = pids.reduce((a, _, i) => a + (cpu[`service${i}`] ?? 0), 0);
   const requests = results.reduce((a, r) => a + r.requests.total, 0);
   const duration = Math.max(...results.map((r) => r.duration || opts.ingestS));
   // Latency percentiles of the first process's generator (with one process: the whole run).
@@ -124,9 +133,12 @@ async function ingest(target: Target, pool: PoolItem[], opts: CompareOptions, la
     non2xx: results.reduce((a, r) => a + r.non2xx, 0),
     errors: results.reduce((a, r) => a + r.errors + r.timeouts, 0),
     exhausted: driver.next > items.length,
+    cpuMsPerReq: { service: 0, postgres: 0, machineBusyPct: cpu.machineBusyPct! },
     problems: [],
     items,
   };
+  outcome.cpuMsPerReq.service = round((serviceCores * 1000) / Math.max(1, outcome.reqPerS), 3);
+  outcome.cpuMsPerReq.postgres = round(((cpu.postgres ?? 0) * 1000) / Math.max(1, outcome.reqPerS), 3);
   if (outcome.exhausted) outcome.problems.push(`${target.name} ${label}: the pool of ${items.length} ran out (${driver.replays} replays)`);
   if (outcome.non2xx > 0 || outcome.errors > 0) outcome.problems.push(`${target.name} ${label}: ${outcome.non2xx} non-2xx, ${outcome.errors} errors/timeouts`);
   return outcome;
@@ -180,7 +192,7 @@ async function pgbenchCapacity(target: Target, opts: CompareOptions): Promise<{ 
 type WatchedRoom = {
   room: RoomInstance;
   started: { body: string; auth: string };
-  finished: { body: string; auth: string };
+  finished?: { body: string; auth: string };
   respondedAt?: number;
   sentAt?: number;
 };
@@ -222,7 +234,7 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
   await target.prepareRooms(names);
   for (const name of names) {
     const room = newRoomInstance(name, Date.now() - 60_000);
-    watched.push({ room, started: await signed('room_started', room), finished: await signed('room_finished', room) });
+    watched.push({ room, started: await signed('room_started', room) });
   }
   const startedStatus = await mapLimit(watched, opts.fanoutConcurrency, (w) => post(target, w.started));
   if (startedStatus.some((s) => s !== 200)) problems.push(`${target.name}: room_started answered ${startedStatus.find((s) => s !== 200)}`);
@@ -254,6 +266,11 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
       `${target.name}: ${failed}/${streamsWanted} streams failed to open (first: ${streams.find((s) => s.stream.errors.length)?.stream.errors[0]})`,
     );
   const opened = streamsWanted - failed;
+  if (failed > 0) {
+    // Why, from the service's own log (ours logs errors as JSON lines with level >= 50).
+    const errorLine = target.processes.flatMap((p) => p.output().split('\n')).find((l) => /"level":(50|60)/.test(l) || /Error/.test(l));
+    if (errorLine) problems.push(`${target.name}: service log: ${errorLine.slice(0, 400)}`);
+  }
 
   await sleep(2000);
   await target.gc();
@@ -262,12 +279,16 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
 
   // One change per session; each delivery timed from its webhook's response (and from its send).
   const baseline = streams.map((s) => s.stream.events.length);
+  const refused: number[] = [];
+  // Signed now: opening thousands of streams on a busy machine can outlast a 5-minute token.
+  for (const w of watched) w.finished = await signed('room_finished', w.room);
   await mapLimit(watched, opts.fanoutConcurrency, async (w) => {
     w.sentAt = performance.now();
-    const status = await post(target, w.finished);
+    const status = await post(target, w.finished!);
     w.respondedAt = performance.now();
-    if (status !== 200) problems.push(`${target.name}: room_finished answered ${status}`);
+    if (status !== 200) refused.push(status);
   });
+  if (refused.length > 0) problems.push(`${target.name}: ${refused.length} room_finished answered ${refused[0]} (first)`);
   const expected = streams.filter((s) => s.stream.events.length > 0);
   await waitFor(() => expected.every((s) => s.stream.events.length >= 2), 15_000, 100);
   await sleep(500); // late duplicates
@@ -297,13 +318,13 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
 
   // All closed at once: the private Redis must drop the channels within 3 s.
   for (const s of streams) s.stream.close();
-  const closedAt = performance.now();
+  const closedAt = performance.now(); // once every close was issued
   let releasedS: number | null = null;
   let afterClose3s = NaN;
   while (performance.now() - closedAt < 10_000) {
     const n = await redisChannels(target.redisUrl);
     const elapsed = (performance.now() - closedAt) / 1000;
-    if (elapsed <= 3) afterClose3s = n;
+    if (elapsed <= 3 || Number.isNaN(afterClose3s)) afterClose3s = n;
     if (n <= channelsBefore) {
       releasedS = elapsed;
       if (elapsed <= 3) afterClose3s = n;
@@ -387,103 +408,141 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
   for (const name of opts.targets) {
     if (opts.cpuProfDir) mkdirSync(join(opts.cpuProfDir, name), { recursive: true });
     opts.log(`${name}: starting on a fresh database and a private Redis ...`);
-    const target = await start(name);
     try {
-      await target.prepareRooms([...pools.statusRooms, ...pools.mixRooms]);
-      opts.log(`${name}: ingest, status webhooks only (${opts.connections} connections, ${opts.ingestS} s) ...`);
-      const status = await ingest(target, pools.status, opts, 'status ingest', true);
-      problems.push(...status.problems);
-      put('ingestStatusRps', `ingest req/s, status webhooks, ${opts.connections} connections`, true, 'req/s', name, status.reqPerS);
-      put('ingestStatusP99', 'ingest p99, status webhooks', false, 'ms', name, status.p99);
-      opts.log(`${name}: ingest, realistic mix ...`);
-      const mix = await ingest(target, pools.mix, opts, 'mixed ingest');
-      problems.push(...mix.problems);
-      put('ingestMixRps', `ingest req/s, realistic mix, ${opts.connections} connections`, true, 'req/s', name, mix.reqPerS);
-      put('ingestMixP99', 'ingest p99, realistic mix', false, 'ms', name, mix.p99);
-      const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
-      if (verified) problems.push(...verified.problems);
-      opts.log(`${name}: pgbench on its per-webhook SQL ...`);
-      const pgb = await pgbenchCapacity(target, opts);
-      put('pgbench', 'Postgres capacity for the per-webhook SQL (pgbench, 16 clients), webhooks/s', true, '/s', name, pgb.webhooksPerS);
-      opts.log(`${name}: ${streams} SSE streams over ${opts.rooms} sessions ...`);
-      const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
-      problems.push(...subs.problems);
-      put('openRate', `opening SSE subscriptions (≤${opts.openConcurrency} at once), streams/s`, true, '/s', name, subs.openPerS);
-      put('fanoutP50', `fan-out p50, ${streams} streams over ${opts.rooms} sessions, from the webhook's response`, false, 'ms', name, subs.fanout.p50);
-      put('fanoutP99', 'fan-out p99, from the webhook’s response', false, 'ms', name, subs.fanout.p99);
-      put(
-        'fanoutLost',
-        'fan-out lost / duplicated deliveries',
-        false,
-        '',
-        name,
-        subs.fanout.lost + subs.fanout.duplicated,
-        `${subs.fanout.lost} / ${subs.fanout.duplicated}`,
-      );
-      put('rssPerStream', `RSS per idle SSE subscription at ${streams}`, false, 'KiB', name, subs.rssPerStream / 1024);
-      put(
-        'channelsReleased',
-        `${streams} closed at once: Redis channels released within 3 s`,
-        true,
-        '',
-        name,
-        subs.channels.releasedS !== null && subs.channels.releasedS <= 3 ? 1 : 0,
-        subs.channels.releasedS !== null && subs.channels.releasedS <= 3
-          ? `yes (${round(subs.channels.releasedS, 1)} s)`
-          : `no (${subs.channels.afterClose3s - subs.channels.before} of ${subs.channels.open - subs.channels.before} left)`,
-      );
-      const strip = ({ items: _items, ...rest }: IngestOutcome) => rest;
-      details[name] = {
-        status: strip(status),
-        mix: strip(mix),
-        verify: verified?.verify,
-        pgbench: { webhooksPerS: round(pgb.webhooksPerS, 0), latencyMs: pgb.latencyMs },
-        subscriptions: subs,
-      };
-    } finally {
-      await target.stop();
+      const target = await start(name);
+      try {
+        await target.prepareRooms([...pools.statusRooms, ...pools.mixRooms]);
+        opts.log(`${name}: ingest, status webhooks only (${opts.connections} connections, ${opts.ingestS} s) ...`);
+        const status = await ingest(target, pools.status, opts, 'status ingest', true);
+        problems.push(...status.problems);
+        put('ingestStatusRps', `ingest req/s, status webhooks, ${opts.connections} connections`, true, 'req/s', name, status.reqPerS);
+        put('ingestStatusP99', 'ingest p99, status webhooks', false, 'ms', name, status.p99);
+        put('ingestStatusCpu', 'service CPU per status webhook', false, 'ms', name, status.cpuMsPerReq.service);
+        opts.log(`${name}: ingest, realistic mix ...`);
+        const mix = await ingest(target, pools.mix, opts, 'mixed ingest');
+        problems.push(...mix.problems);
+        put('ingestMixRps', `ingest req/s, realistic mix, ${opts.connections} connections`, true, 'req/s', name, mix.reqPerS);
+        put('ingestMixP99', 'ingest p99, realistic mix', false, 'ms', name, mix.p99);
+        put('ingestMixCpu', 'service CPU per webhook, realistic mix', false, 'ms', name, mix.cpuMsPerReq.service);
+        const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
+        if (verified) problems.push(...verified.problems);
+        opts.log(`${name}: pgbench on its per-webhook SQL ...`);
+        const pgb = await pgbenchCapacity(target, opts);
+        put('pgbench', 'Postgres capacity for the per-webhook SQL (pgbench, 16 clients), webhooks/s', true, '/s', name, pgb.webhooksPerS);
+        opts.log(`${name}: ${streams} SSE streams over ${opts.rooms} sessions ...`);
+        const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
+        problems.push(...subs.problems);
+        put('openRate', `opening SSE subscriptions (≤${opts.openConcurrency} at once), streams/s`, true, '/s', name, subs.openPerS);
+        put(
+          'fanoutP50',
+          `fan-out p50, ${streams.toLocaleString('en-US')} streams over ${opts.rooms.toLocaleString('en-US')} sessions, from the webhook's response`,
+          false,
+          'ms',
+          name,
+          subs.fanout.p50,
+        );
+        put('fanoutP99', "fan-out p99, from the webhook's response", false, 'ms', name, subs.fanout.p99);
+        put(
+          'fanoutLost',
+          'fan-out lost / duplicated deliveries',
+          false,
+          '',
+          name,
+          subs.fanout.lost + subs.fanout.duplicated,
+          `${subs.fanout.lost} / ${subs.fanout.duplicated}`,
+        );
+        put('rssPerStream', `RSS per idle SSE subscription at ${streams.toLocaleString('en-US')}`, false, 'KiB', name, subs.rssPerStream / 1024);
+        put(
+          'channelsReleased',
+          `${streams.toLocaleString('en-US')} closed at once: Redis channels released within 3 s`,
+          true,
+          '',
+          name,
+          subs.channels.releasedS !== null && subs.channels.releasedS <= 3 ? 1 : 0,
+          subs.channels.releasedS !== null && subs.channels.releasedS <= 3
+            ? `yes (${round(subs.channels.releasedS, 1)} s)`
+            : `no (${subs.channels.afterClose3s - subs.channels.before} of ${subs.channels.open - subs.channels.before} left)`,
+        );
+        const strip = ({ items: _items, ...rest }: IngestOutcome) => rest;
+        details[name] = {
+          status: strip(status),
+          mix: strip(mix),
+          verify: verified?.verify,
+          pgbench: { webhooksPerS: round(pgb.webhooksPerS, 0), latencyMs: pgb.latencyMs },
+          subscriptions: subs,
+        };
+      } finally {
+        await target.stop();
+      }
+    } catch (err) {
+      // Report what failed and keep the other target's figures.
+      problems.push(`${name}: ${(err as Error).stack ?? String(err)}`);
     }
   }
 
   if (opts.quickStart && opts.targets.includes('ours')) {
     opts.log('ours: embedded quick start (first start, then restart) ...');
-    const q = await quickStart();
-    put(
-      'quickFirst',
-      'embedded quick start: first start → ready',
-      false,
-      's',
-      'ours',
-      q.firstS,
-      `${round(q.firstS, 1)} s (${round(q.firstRss / 2 ** 20, 0)} MiB)`,
-    );
-    put(
-      'quickRestart',
-      'embedded quick start: restart → ready',
-      false,
-      's',
-      'ours',
-      q.restartS,
-      `${round(q.restartS, 1)} s (${round(q.restartRss / 2 ** 20, 0)} MiB)`,
-    );
-    details.quickStart = q;
+    const q = await quickStart().catch((err: Error) => {
+      problems.push(`quick start: ${err.message}`);
+      return undefined;
+    });
+    if (q) {
+      put(
+        'quickFirst',
+        'embedded quick start: first start → ready',
+        false,
+        's',
+        'ours',
+        q.firstS,
+        `${round(q.firstS, 1)} s (${round(q.firstRss / 2 ** 20, 0)} MiB)`,
+      );
+      put(
+        'quickRestart',
+        'embedded quick start: restart → ready',
+        false,
+        's',
+        'ours',
+        q.restartS,
+        `${round(q.restartS, 1)} s (${round(q.restartRss / 2 ** 20, 0)} MiB)`,
+      );
+      details.quickStart = q;
+    }
   }
 
   const scale: Array<Record<string, unknown>> = [];
+  // A failed step (a process not ready on a busy machine, say) is reported in its row; the rest still runs.
+  const step = async (name: TargetName, processes: number, streamCount: number, fn: () => Promise<void>) => {
+    try {
+      await fn();
+    } catch (err) {
+      const message = (err as Error).message.split('\n')[0]!;
+      problems.push(`scale ${name} ×${processes}, ${streamCount} streams: ${message}`);
+      scale.push({ target: name, processes, streams: streamCount, skipped: `failed: ${message}` });
+    }
+  };
   for (const name of opts.targets) {
     for (const n of opts.scaleProcesses) {
       opts.log(`scale: ${name} with ${n} processes ...`);
-      const target = await start(name, { processes: n, cpuProfDir: undefined });
-      try {
-        await target.prepareRooms(pools.statusRooms);
-        const status = await ingest(target, pools.status, opts, `status ingest, ${n} processes`);
-        if (name === 'ours') problems.push(...(await verifyOurs(target, status.items)).problems);
-        const subs = await subscriptions(target, Math.min(streams, opts.streams), Math.min(opts.rooms, streams), opts);
-        problems.push(...status.problems, ...subs.problems);
-        scale.push({ target: name, processes: n, streams: subs.streams, ingestReqPerS: round(status.reqPerS, 0), ingestP99: status.p99, ...pickFanout(subs) });
-      } finally {
-        await target.stop();
-      }
+      await step(name, n, streams, async () => {
+        const target = await start(name, { processes: n, cpuProfDir: undefined });
+        try {
+          await target.prepareRooms(pools.statusRooms);
+          const status = await ingest(target, pools.status, opts, `status ingest, ${n} processes`);
+          if (name === 'ours') problems.push(...(await verifyOurs(target, status.items)).problems);
+          const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
+          problems.push(...status.problems, ...subs.problems);
+          scale.push({
+            target: name,
+            processes: n,
+            streams: subs.streams,
+            ingestReqPerS: round(status.reqPerS, 0),
+            ingestP99: status.p99,
+            ...pickFanout(subs),
+          });
+        } finally {
+          await target.stop();
+        }
+      });
     }
     for (const s of opts.scaleStreams) {
       if (s > limit) {
@@ -491,14 +550,16 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
         continue;
       }
       opts.log(`scale: ${name} with ${s} streams ...`);
-      const target = await start(name, { cpuProfDir: undefined });
-      try {
-        const subs = await subscriptions(target, s, Math.min(opts.rooms, s), opts);
-        problems.push(...subs.problems);
-        scale.push({ target: name, processes: 1, streams: s, ...pickFanout(subs) });
-      } finally {
-        await target.stop();
-      }
+      await step(name, 1, s, async () => {
+        const target = await start(name, { cpuProfDir: undefined });
+        try {
+          const subs = await subscriptions(target, s, Math.min(opts.rooms, s), opts);
+          problems.push(...subs.problems);
+          scale.push({ target: name, processes: 1, streams: s, ...pickFanout(subs) });
+        } finally {
+          await target.stop();
+        }
+      });
     }
   }
 
@@ -535,12 +596,46 @@ export function formatCompare(result: CompareResult): string {
     ['figure', 'ours', 'peer', 'ours / peer'],
     ...result.figures.map((f) => [`${f.label} ${f.higherIsBetter ? '↑' : '↓'}`, fmt(f, 'ours'), fmt(f, 'peer'), ratio(f)]),
   ];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const line = (r: string[]) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
-  const out = [line(rows[0]!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.slice(1).map(line)];
+  const out = markdownTable(rows);
   if (result.scale.length > 0) {
-    out.push('', 'scale curve:');
-    for (const s of result.scale) out.push(`  ${JSON.stringify(s)}`);
+    const cell = (v: unknown) => (v === undefined || v === null ? '–' : String(v));
+    const scaleRows = [
+      [
+        'scale curve',
+        'processes',
+        'streams',
+        'ingest req/s',
+        'ingest p99 ms',
+        'open/s',
+        'fan-out p50 / p99 ms',
+        'lost / dup',
+        'RSS/stream KiB',
+        'channels released s',
+      ],
+      ...result.scale.map((s) =>
+        s.skipped
+          ? [cell(s.target), cell(s.processes), cell(s.streams), `skipped: ${cell(s.skipped)}`, '', '', '', '', '', '']
+          : [
+              cell(s.target),
+              cell(s.processes),
+              cell(s.streams),
+              cell(s.ingestReqPerS),
+              cell(s.ingestP99),
+              cell(s.openPerS),
+              `${cell(s.fanoutP50)} / ${cell(s.fanoutP99)}`,
+              `${cell(s.lost)} / ${cell(s.duplicated)}`,
+              cell(s.rssPerStreamKiB),
+              cell(s.channelsReleasedS),
+            ],
+      ),
+    ];
+    out.push('', ...markdownTable(scaleRows));
   }
   return out.join('\n');
+}
+
+function markdownTable(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const line = (r: string[]) => `| ${r.map((cell, c) => cell.padEnd(widths[c]!)).join(' | ')} |`;
+  return [line(rows[0]!), `| ${widths.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.slice(1).map(line)];
 }

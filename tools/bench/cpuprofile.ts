@@ -22,11 +22,15 @@ export type ProfileSummary = {
 
 const IDLE = new Set(['(idle)', '(program)']);
 
+/** The peer runs from node_modules/.cache/lkss-bench/<copy>/: read its files as if it were a project of its own. */
+const unCached = (url: string) => url.replace(/^.*node_modules\/\.cache\/lkss-bench\/[^/]+\//, 'file:///');
+
 function area(frame: CallFrame): string {
-  const { url, functionName } = frame;
+  const { functionName } = frame;
+  const url = unCached(frame.url);
   if (functionName.startsWith('(')) return functionName;
   if (url === '') return '(native)';
-  const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
+  const pkg = /.*node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (pkg) return pkg[1]!;
   const src = /\/(src\/.+|tools\/.+|migrations\/.+)$/.exec(url);
   if (src) return src[1]!;
@@ -85,7 +89,7 @@ export function summarizeProfile(file: string, top = 12): ProfileSummary {
     const seen = new Set<string>();
     for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
       const frame = byId.get(at)!.callFrame;
-      if (!/\/src\//.test(frame.url) || /node_modules/.test(frame.url)) continue;
+      if (!/\/src\//.test(unCached(frame.url)) || /node_modules/.test(unCached(frame.url))) continue;
       const key = label(frame);
       if (seen.has(key)) continue;
       seen.add(key);

@@ -106,7 +106,7 @@ async function main(): Promise<number> {
   await requireBackends();
   const results: BenchResult[] = [];
   const log = (line: string) => {
-    if (!json) process.stderr.write(`${line}\n`);
+    process.stderr.write(`${line}\n`); // progress on stderr: stdout stays one JSON object with --json
   };
   for (const name of only as BenchName[]) {
     const waitIdleS = num('wait-idle', 0, 0, 3600);

@@ -74,8 +74,12 @@ export function openSse(url: string, body: string, authorization: string, onEven
           stream.errors.push(`unparsable frame ${data.slice(0, 100)}`);
           continue;
         }
+        if ((parsed as { errors?: unknown }).errors) {
+          // A GraphQL error instead of data: the subscription failed (it is not an event).
+          fail(JSON.stringify(parsed).slice(0, 200));
+          continue;
+        }
         const e = { at, data: parsed };
-        if ((parsed as { errors?: unknown }).errors) stream.errors.push(JSON.stringify(parsed).slice(0, 200));
         stream.events.push(e);
         if (stream.events.length === 1) resolveFirst(e);
         onEvent?.(e);

@@ -29,6 +29,9 @@ export const PEER_SOURCE = resolve(ROOT, process.env.BENCH_PEER_DIR ?? '../share
 
 export type TargetName = 'ours' | 'peer';
 
+/** A busy 2-core machine can take a while to load TypeScript and migrate. */
+const READY_TIMEOUT_MS = 120_000;
+
 export type TargetOptions = {
   /** Service processes on the one database and Redis (the webhooks go to the first, subscribers spread over all). */
   processes?: number;
@@ -124,6 +127,7 @@ export async function startOurs(opts: TargetOptions = {}): Promise<Target> {
   for (let i = 0; i < (opts.processes ?? 1); i++) {
     processes.push(
       await startServiceProcess({
+        readyTimeoutMs: READY_TIMEOUT_MS,
         env: {
           NODE_ENV: 'production',
           LOG_LEVEL: 'info',
@@ -209,6 +213,7 @@ export async function startPeer(dir: string, opts: TargetOptions = {}): Promise<
         cwd: dir,
         port,
         readyLine: /^LISTENING /m,
+        readyTimeoutMs: READY_TIMEOUT_MS,
         env: {
           PATH: process.env.PATH ?? '',
           HOME: process.env.HOME ?? '/tmp',

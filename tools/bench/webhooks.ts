@@ -85,6 +85,7 @@ export async function buildPool(
   size: number,
   plan: () => Planned[] = lifecycle,
   retryShare = 0.01,
+  sign = true,
 ): Promise<PoolItem[]> {
   const baseMs = Date.now() - 3_600_000;
   const rooms: RoomState[] = [
@@ -122,13 +123,21 @@ export async function buildPool(
     unsigned.push({ item, body });
     if (Math.random() < retryShare) retries.push({ at: pool.length + 500 + Math.floor(Math.random() * 500), of: item });
   }
-  for (let i = 0; i < unsigned.length; i += 2000) {
-    await Promise.all(unsigned.slice(i, i + 2000).map(async (u) => (u.item.auth = await signBody(u.body, BENCH_CREDENTIALS))));
-  }
-  // Retries share the original's token (LiveKit retries the same request).
-  const byId = new Map(pool.filter((p) => !p.retry).map((p) => [p.id, p]));
-  for (const p of pool) if (p.retry) p.auth = byId.get(p.id)!.auth;
+  if (sign) await signPool(pool);
   return pool;
+}
+
+export /**
+ * Signs every request of the pool as LiveKit would (a fresh token per delivery, 5 minutes by default); a
+ * retry carries its original's token. Sign shortly before sending: our route refuses expired tokens.
+ */
+async function signPool(pool: PoolItem[], ttl: string | number = '5m'): Promise<void> {
+  const originals = pool.filter((p) => !p.retry);
+  for (let i = 0; i < originals.length; i += 2000) {
+    await Promise.all(originals.slice(i, i + 2000).map(async (p) => (p.auth = await signBody(p.body, BENCH_CREDENTIALS, ttl))));
+  }
+  const byId = new Map(originals.map((p) => [p.id, p]));
+  for (const p of pool) if (p.retry) p.auth = byId.get(p.id)!.auth;
 }
 
 export type Driver = { next: number; replays: number; replayAnswers: Map<string, number>; bodies: number };
