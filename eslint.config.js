@@ -25,8 +25,8 @@ export default tseslint.config(
     },
   },
   {
-    // Tests read loosely typed results (GraphQL JSON, parsed logs) on purpose; assertions check their shape.
-    files: ['tests/**/*.ts'],
+    // Tests and the test/bench kit read loosely typed results (GraphQL JSON, parsed logs) on purpose; assertions check their shape.
+    files: ['tests/**/*.ts', 'tools/kit/**/*.ts', 'tools/bench/**/*.ts', '.ci/**/*.ts'],
     rules: {
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unsafe-assignment': 'off',

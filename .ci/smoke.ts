@@ -4,7 +4,7 @@
  * Usage: node --import tsx .ci/smoke.ts http://127.0.0.1:PORT
  */
 import { AccessToken } from 'livekit-server-sdk';
-import { DEV_CREDENTIALS, newRoomInstance, sendEvent } from '../tools/lib/livekit-emulator.js';
+import { DEV_CREDENTIALS, newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 
 const url = process.argv[2];
 if (!url) throw new Error('usage: smoke.ts <base url>');

@@ -221,7 +221,6 @@ describe.skipIf(!backends.postgres || !hasRedisBinaries)('Redis Cluster with sha
       }),
     );
     await sleep(2_000);
-    const versionsAtKill = new Map(watches.map((w) => [w, w.last()?.version ?? 0]));
     killedAt = performance.now();
     await cluster!.kill(victim.port);
 

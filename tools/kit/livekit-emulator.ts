@@ -79,7 +79,7 @@ export function protoRoom(room: RoomInstance, numParticipants = 0): Room {
 }
 
 /** Builds a WebhookEvent as livekit-server fills it for each event type. */
-export function buildEvent(type: EventType | string, room: RoomInstance, opts: { id?: string; createdAt?: number; identity?: string } = {}): WebhookEvent {
+export function buildEvent(type: EventType | (string & {}), room: RoomInstance, opts: { id?: string; createdAt?: number; identity?: string } = {}): WebhookEvent {
   const createdAt = BigInt(opts.createdAt ?? Math.floor(Date.now() / 1000));
   const identity = opts.identity ?? 'alice';
   const participant = new ParticipantInfo({
@@ -182,7 +182,7 @@ export async function postWebhook(
 /** Builds, encodes, signs and sends one event. */
 export async function sendEvent(
   baseUrl: string,
-  type: EventType | string,
+  type: EventType | (string & {}),
   room: RoomInstance,
   opts: { id?: string; createdAt?: number; style?: BodyStyle; creds?: Credentials } = {},
 ): Promise<WebhookResponse & { eventId: string; body: string }> {
