@@ -960,7 +960,8 @@ describe('webhook key rotation (LIVEKIT_WEBHOOK_KEYS)', () => {
     } finally {
       await rotated.stop();
     }
-  });
+    // Two fresh apps: on PGlite (no Postgres here) each starts slowly on a loaded machine.
+  }, 300_000);
 });
 
 // It reads the separate service process's output: only with Postgres.
