@@ -79,7 +79,11 @@ export function protoRoom(room: RoomInstance, numParticipants = 0): Room {
 }
 
 /** Builds a WebhookEvent as livekit-server fills it for each event type. */
-export function buildEvent(type: EventType | (string & {}), room: RoomInstance, opts: { id?: string; createdAt?: number; identity?: string } = {}): WebhookEvent {
+export function buildEvent(
+  type: EventType | (string & {}),
+  room: RoomInstance,
+  opts: { id?: string; createdAt?: number; identity?: string } = {},
+): WebhookEvent {
   const createdAt = BigInt(opts.createdAt ?? Math.floor(Date.now() / 1000));
   const identity = opts.identity ?? 'alice';
   const participant = new ParticipantInfo({
