@@ -984,7 +984,7 @@ describe.skipIf(!hasPostgres)('logs (LOG_LEVEL=debug, after every request above)
     expect(lines.some((l) => l.includes('"level":20'))).toBe(true);
     const leaks = lines.filter((l) => JWT.test(l) || JWT_HEAD_AND_CLAIMS.test(l) || /Bearer\s+\S/i.test(l) || l.includes('xxxxxxxxxxxxxxxx'));
     expect(leaks.map((l) => l.slice(0, 300))).toEqual([]);
-    // eslint-disable-next-line no-console -- part of the report
+
     console.log(`hostile: ${lines.length} log lines checked, no token found`);
   });
 });

@@ -319,7 +319,7 @@ describe('arrival order (issue 4)', () => {
       { numRuns: Math.ceil(NUM_CASES / BATCH), seed: SEED },
     );
     const ms = Date.now() - started;
-    // eslint-disable-next-line no-console -- the measured numbers are part of the report
+
     console.log(`ordering: ${JSON.stringify({ ...stats, ms, msPerRequest: Math.round((ms / stats.requests) * 100) / 100 })}`);
     expect(stats.cases).toBeGreaterThanOrEqual(NUM_CASES);
     // The generator must actually exercise the interesting paths.

@@ -398,7 +398,7 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
     throw withServiceLogs(err, service);
   } finally {
     raw?.terminate();
-    await Promise.allSettled(openClients.map((c) => c.dispose()));
+    await Promise.allSettled(openClients.map(async (c) => c.dispose()));
     redis.disconnect();
     await service.stop();
     await ns.drop();
