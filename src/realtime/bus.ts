@@ -256,11 +256,7 @@ function openConnectionBroker(target: Exclude<RedisTarget, { kind: 'cluster' }>,
     subscribe: (channels) => subscriber.subscribe(...channels),
     unsubscribe: (channel) => subscriber.unsubscribe(channel),
     isConnected: () => publisher.status === 'ready',
-    async close() {
-      await Promise.allSettled([publisher.quit(), subscriber.quit()]);
-      publisher.disconnect();
-      subscriber.disconnect();
-    },
+    close: () => closeClients(publisher, subscriber),
   };
 }
 
@@ -293,10 +289,12 @@ function openClusterBroker(target: Extract<RedisTarget, { kind: 'cluster' }>, lo
     subscribe: (channels) => Promise.all(channels.map((channel) => subscriber.ssubscribe(channel))),
     unsubscribe: (channel) => subscriber.sunsubscribe(channel),
     isConnected: () => publisher.status === 'ready',
-    async close() {
-      await Promise.allSettled([publisher.quit(), subscriber.quit()]);
-      publisher.disconnect();
-      subscriber.disconnect();
-    },
+    close: () => closeClients(publisher, subscriber),
   };
+}
+
+/** Quits politely, then drops whatever did not answer (a dead server must not hold up shutdown). */
+async function closeClients(...clients: (Redis | Cluster)[]): Promise<void> {
+  await Promise.allSettled(clients.map((c) => c.quit()));
+  for (const c of clients) c.disconnect();
 }
