@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { AccessToken } from 'livekit-server-sdk';
 import { DEV_API_KEY, type Config } from './config.js';
-import { connectDatabase, type DatabaseHandle } from './db/connect.js';
+import { connectDatabase, isDatabaseUnavailable, type DatabaseHandle } from './db/connect.js';
 import { migrateToLatest, pendingMigrations } from './db/migrate.js';
 import { createGraphQLServer } from './graphql/server.js';
 import { createLiveKitTokenVerifier } from './livekit/jwt.js';
@@ -16,6 +18,7 @@ import { reconcileSessions } from './sessions/reconcile.js';
 import { pruneOldRecords } from './sessions/retention.js';
 import { WEBHOOK_PATH } from './webhooks/route.js';
 import { createWebhookVerifier } from './webhooks/verify.js';
+import { ADMIN_GRANT } from './livekit/grants.js';
 
 export type App = {
   config: Config;
@@ -48,7 +51,7 @@ export async function createApp(
   const { db } = database;
   await migrateToLatest(db, config.database.schema);
 
-  const bus = config.redis.url ? createRedisBus(config.redis.url, config.redis.prefix, logger) : createLocalBus(logger);
+  const bus = config.redis.target ? createRedisBus(config.redis.target, config.redis.prefix, logger) : createLocalBus(logger);
   const publisher = createChangePublisher({ db, bus, logger, intervalMs: config.outboxIntervalMs, onPublished: (n) => metrics.published.inc(n) });
 
   // Client tokens: the service's own key (and GRAPHQL_TOKEN_KEYS), never the webhook-only rotation keys.
@@ -213,26 +216,67 @@ export async function createApp(
 /** An admin token for local use: list, create and join any room. */
 export async function mintAdminToken(config: Config, ttl: string): Promise<string> {
   const token = new AccessToken(config.livekit.apiKey, config.livekit.apiSecret, { identity: 'dev-admin', ttl });
-  token.addGrant({ roomList: true, roomCreate: true, roomAdmin: true });
+  token.addGrant(ADMIN_GRANT);
   return token.toJwt();
 }
 
+/** Start-up could not reach the database: one line says where (password masked) and what failed. */
+export class DatabaseUnreachableError extends Error {
+  constructor(
+    readonly target: string,
+    readonly reason: string,
+  ) {
+    super(`cannot connect to the database at ${target}: ${reason}`);
+    this.name = 'DatabaseUnreachableError';
+  }
+}
+
 async function connectWithRetry(config: Config, logger: Logger): Promise<DatabaseHandle> {
+  const target = describeDatabase(config.database);
+  if (config.database.kind === 'pglite' && config.database.dataDir !== 'memory://') {
+    // The first start initialises a database cluster, which takes a while: say so rather than sit silent.
+    const exists = existsSync(join(config.database.dataDir, 'PG_VERSION'));
+    logger.info(`${exists ? 'opening' : 'creating'} embedded database in ${config.database.dataDir}${exists ? '' : ' (first start only)'}…`);
+  }
   const database = await connectDatabase(config.database, logger);
-  // Replicas may start before Postgres does: wait for it (up to ~30 s) rather than crash-loop.
+  // Replicas may start before Postgres does: wait for it (DATABASE_CONNECT_TIMEOUT_SECONDS) rather than crash-loop.
+  const deadline = Date.now() + (config.database.kind === 'postgres' ? config.database.connectTimeoutSeconds * 1000 : 0);
   for (let attempt = 1; ; attempt++) {
     try {
       await database.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute();
       return database;
     } catch (err) {
-      if (attempt >= 15) {
+      const reason = errorText(err);
+      // Only "not reachable yet" is worth waiting for; a wrong password or database name will not fix itself.
+      if (!isDatabaseUnavailable(err) || Date.now() + CONNECT_RETRY_MS > deadline) {
         await database.close();
-        throw err;
+        throw new DatabaseUnreachableError(target, attempt > 1 ? `${reason} (gave up after ${attempt} attempts)` : reason);
       }
-      logger.warn({ err: (err as Error).message, attempt }, 'database not reachable yet; retrying');
-      await sleep(2_000);
+      logger.warn({ database: target, err: reason, attempt }, 'database not reachable yet; retrying');
+      await sleep(CONNECT_RETRY_MS);
     }
   }
+}
+
+const CONNECT_RETRY_MS = 2_000;
+
+/** Where the database is, fit for a log line: the password of a connection URL is masked. */
+function describeDatabase(database: Config['database']): string {
+  if (database.kind === 'pglite') return `embedded ${database.dataDir}`;
+  try {
+    const url = new URL(database.url);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return 'DATABASE_URL (unparsable)';
+  }
+}
+
+/** pg reports a refused connection as an AggregateError with an empty message: use what is inside. */
+function errorText(err: unknown): string {
+  if (err instanceof AggregateError && err.errors.length > 0) return errorText(err.errors[0]);
+  const e = err as { message?: string; code?: string };
+  return e.message || e.code || String(err);
 }
 
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;

@@ -47,6 +47,7 @@ const envSchema = z.object({
   HOST: optionalString,
   PORT: int(3000, 0, 65535),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.enum(['json', 'pretty']).optional(),
 
   LIVEKIT_URL: optionalString.pipe(z.url({ protocol: /^(wss?|https?)$/ }).optional()),
   LIVEKIT_API_KEY: z.string().min(1).default(DEV_API_KEY),
@@ -64,9 +65,13 @@ const envSchema = z.object({
     .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'lowercase SQL identifier')
     .default('public'),
   DATABASE_POOL_MAX: int(10, 1, 200),
+  DATABASE_CONNECT_TIMEOUT_SECONDS: int(30, 0, 3600),
   PGLITE_DATA_DIR: z.string().min(1).default('.data/pglite'),
 
   REDIS_URL: optionalString,
+  REDIS_CLUSTER_NODES: list,
+  REDIS_SENTINELS: list,
+  REDIS_SENTINEL_NAME: optionalString,
   REDIS_PREFIX: z.string().default('lkss:'),
 
   RECONCILE_INTERVAL_SECONDS: int(60, 0, 86_400),
@@ -89,11 +94,19 @@ const envSchema = z.object({
   GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION: int(100, 1, 10_000),
 });
 
+export type RedisNode = Readonly<{ host: string; port: number }>;
+export type RedisTarget =
+  | Readonly<{ kind: 'single'; url: string }>
+  | Readonly<{ kind: 'cluster'; nodes: readonly RedisNode[] }>
+  | Readonly<{ kind: 'sentinel'; sentinels: readonly RedisNode[]; name: string }>;
+
 export type Config = Readonly<{
   env: 'development' | 'test' | 'production';
   host: string;
   port: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** Unset: human-readable in development on a terminal, JSON lines otherwise. */
+  logFormat: 'json' | 'pretty' | undefined;
   livekit: Readonly<{
     url: string | undefined;
     apiKey: string;
@@ -108,8 +121,17 @@ export type Config = Readonly<{
   sessionAutoCreate: boolean;
   /** The live sessions page at GET / and /sessions (DASHBOARD=off: 404). */
   dashboard: boolean;
-  database: Readonly<{ kind: 'postgres'; url: string; schema: string; poolMax: number } | { kind: 'pglite'; dataDir: string; schema: string }>;
-  redis: Readonly<{ url: string | undefined; prefix: string }>;
+  database: Readonly<
+    /** connectTimeoutSeconds: how long start-up waits for Postgres to answer (replicas may start first). */
+    { kind: 'postgres'; url: string; schema: string; poolMax: number; connectTimeoutSeconds: number } | { kind: 'pglite'; dataDir: string; schema: string }
+  >;
+  redis: Readonly<{
+    /** REDIS_URL when that is how Redis is configured. */
+    url: string | undefined;
+    /** Where pub/sub goes: one server, a Cluster, or the master named by Sentinels (undefined: in-process). */
+    target: RedisTarget | undefined;
+    prefix: string;
+  }>;
   reconcileIntervalSeconds: number;
   /** Webhook records and published change history older than this are deleted (0: kept forever). */
   retentionDays: number;
@@ -182,6 +204,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     problems.push('DATABASE_URL: must start with postgres:// or postgresql://');
   }
   if (e.REDIS_URL && !/^rediss?:\/\//.test(e.REDIS_URL)) problems.push('REDIS_URL: must start with redis:// or rediss://');
+  const redisTarget = redisTargetOf(e, problems);
   if (problems.length > 0) throw new ConfigError(problems);
 
   const corsDefault = production ? [] : ['*'];
@@ -190,6 +213,7 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     host: e.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     livekit: Object.freeze({
       url: e.LIVEKIT_URL,
       apiKey: e.LIVEKIT_API_KEY,
@@ -203,10 +227,16 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
     dashboard: e.DASHBOARD,
     database: Object.freeze(
       e.DATABASE_URL
-        ? { kind: 'postgres' as const, url: e.DATABASE_URL, schema: e.DATABASE_SCHEMA, poolMax: e.DATABASE_POOL_MAX }
+        ? {
+            kind: 'postgres' as const,
+            url: e.DATABASE_URL,
+            schema: e.DATABASE_SCHEMA,
+            poolMax: e.DATABASE_POOL_MAX,
+            connectTimeoutSeconds: e.DATABASE_CONNECT_TIMEOUT_SECONDS,
+          }
         : { kind: 'pglite' as const, dataDir: e.PGLITE_DATA_DIR, schema: e.DATABASE_SCHEMA },
     ),
-    redis: Object.freeze({ url: e.REDIS_URL, prefix: e.REDIS_PREFIX }),
+    redis: Object.freeze({ url: e.REDIS_URL, target: redisTarget, prefix: e.REDIS_PREFIX }),
     reconcileIntervalSeconds: e.RECONCILE_INTERVAL_SECONDS,
     retentionDays: e.RETENTION_DAYS,
     outboxIntervalMs: e.OUTBOX_INTERVAL_MS,
@@ -226,4 +256,42 @@ export function loadConfig(raw: Record<string, string | undefined> = readEnv()):
       maxSubscriptionsPerConnection: e.GRAPHQL_MAX_SUBSCRIPTIONS_PER_CONNECTION,
     }),
   });
+}
+
+/** `host:port` or `[ipv6]:port`; undefined when malformed. */
+function parseHostPort(entry: string): RedisNode | undefined {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]+)):(\d{1,5})$/.exec(entry);
+  const port = Number(match?.[3]);
+  if (!match || port < 1 || port > 65535) return undefined;
+  return Object.freeze({ host: (match[1] ?? match[2])!, port });
+}
+
+/** At most one way to reach Redis: a URL, Cluster nodes, or Sentinels with a master name. */
+function redisTargetOf(
+  e: { REDIS_URL?: string | undefined; REDIS_CLUSTER_NODES: string[]; REDIS_SENTINELS: string[]; REDIS_SENTINEL_NAME?: string | undefined },
+  problems: string[],
+): RedisTarget | undefined {
+  const given = [
+    e.REDIS_URL && 'REDIS_URL',
+    e.REDIS_CLUSTER_NODES.length > 0 && 'REDIS_CLUSTER_NODES',
+    e.REDIS_SENTINELS.length > 0 && 'REDIS_SENTINELS',
+  ].filter(Boolean);
+  if (given.length > 1) {
+    problems.push(`${given.join(', ')}: set only one of REDIS_URL, REDIS_CLUSTER_NODES and REDIS_SENTINELS`);
+    return undefined;
+  }
+  if (e.REDIS_SENTINEL_NAME && e.REDIS_SENTINELS.length === 0) problems.push('REDIS_SENTINEL_NAME: only meaningful with REDIS_SENTINELS');
+  const nodes = (variable: string, entries: string[]) => {
+    const parsed = entries.map(parseHostPort);
+    const bad = entries.filter((_, i) => !parsed[i]);
+    if (bad.length > 0) problems.push(`${variable}: each entry must be "host:port" (got ${bad.map((b) => JSON.stringify(b)).join(', ')})`);
+    return Object.freeze(parsed.filter((n): n is RedisNode => n !== undefined));
+  };
+  if (e.REDIS_URL) return Object.freeze({ kind: 'single', url: e.REDIS_URL });
+  if (e.REDIS_CLUSTER_NODES.length > 0) return Object.freeze({ kind: 'cluster', nodes: nodes('REDIS_CLUSTER_NODES', e.REDIS_CLUSTER_NODES) });
+  if (e.REDIS_SENTINELS.length > 0) {
+    if (!e.REDIS_SENTINEL_NAME) problems.push('REDIS_SENTINEL_NAME: required with REDIS_SENTINELS (the master name the Sentinels monitor)');
+    return Object.freeze({ kind: 'sentinel', sentinels: nodes('REDIS_SENTINELS', e.REDIS_SENTINELS), name: e.REDIS_SENTINEL_NAME ?? '' });
+  }
+  return undefined;
 }

@@ -1,12 +1,22 @@
-import { pino, type Logger } from 'pino';
+import { createRequire } from 'node:module';
+import { pino, type DestinationStream, type Logger, type LoggerOptions } from 'pino';
+import type { PrettyOptions } from 'pino-pretty';
 
 export type { Logger };
 
+export type LogFormat = 'json' | 'pretty';
+
+/** JSON lines unless asked otherwise, or a person is watching a development server in a terminal. */
+export function chooseLogFormat(setting: LogFormat | undefined, env: string, isTTY: boolean): LogFormat {
+  return setting ?? (env === 'development' && isTTY ? 'pretty' : 'json');
+}
+
 /** The one logger. Credentials never reach a log line, whatever object is logged. */
-export function createLogger(level: string, base: Record<string, unknown> = {}): Logger {
-  return pino({
+export function createLogger(level: string, options: { format?: LogFormat } = {}): Logger {
+  const pretty = options.format === 'pretty' ? prettyStream() : undefined;
+  const settings: LoggerOptions = {
     level,
-    base: { service: 'livekit-session-state', ...base },
+    base: { service: 'livekit-session-state' },
     redact: {
       paths: [
         'authorization',
@@ -23,5 +33,21 @@ export function createLogger(level: string, base: Record<string, unknown> = {}):
       ],
       censor: '[redacted]',
     },
-  });
+  };
+  const logger = pretty ? pino(settings, pretty) : pino(settings);
+  if (options.format === 'pretty' && !pretty) logger.info('pino-pretty is not installed (npm ci --omit=dev?): logging JSON lines');
+  return logger;
+}
+
+/**
+ * pino-pretty in this thread, writing synchronously (no worker, nothing lost at exit). Required lazily so an
+ * install without it (a trimmed production image) still starts, with JSON lines.
+ */
+function prettyStream(): DestinationStream | undefined {
+  try {
+    const pretty = createRequire(import.meta.url)('pino-pretty') as (options: PrettyOptions) => DestinationStream;
+    return pretty({ sync: true, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' });
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,6 @@
-import { createApp } from './app.js';
+import { createApp, DatabaseUnreachableError } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
-import { createLogger } from './logger.js';
+import { chooseLogFormat, createLogger, type Logger } from './logger.js';
 
 async function main(): Promise<void> {
   let config;
@@ -13,9 +13,14 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger(config.logLevel);
-  const app = await createApp(config, { logger });
-  await app.start();
+  const logger = createLogger(config.logLevel, { format: chooseLogFormat(config.logFormat, config.env, process.stdout.isTTY === true) });
+  let app;
+  try {
+    app = await createApp(config, { logger });
+    await app.start();
+  } catch (err) {
+    failedToStart(logger, err);
+  }
 
   let signalled = false;
   const shutdown = (signal: string) => {
@@ -32,6 +37,18 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** Expected start-up failures get one line that says what to fix; anything else is a bug and keeps its stack. */
+function failedToStart(logger: Logger, err: unknown): never {
+  if (err instanceof DatabaseUnreachableError) {
+    logger.fatal({ database: err.target }, `failed to start: ${err.message}`);
+  } else if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+    logger.fatal(`failed to start: ${(err as Error).message} (another process uses this port: set PORT, or stop it)`);
+  } else {
+    logger.fatal({ err }, 'failed to start');
+  }
+  process.exit(1);
 }
 
 main().catch((err: unknown) => {

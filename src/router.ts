@@ -81,7 +81,7 @@ export function createHttpServer(deps: HttpDeps): { server: Server; inFlightWebh
         throw err;
       }
     }
-    await deps.graphql.yoga.requestListener(req, res);
+    return deps.graphql.yoga.requestListener(req, res);
   }
 
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -50,7 +50,7 @@ async function run(transport: Transport, query: string, variables: Record<string
     if (/^\s*subscription\b/.test(query)) return { result: await firstEventOverPlainHttp(query, variables, token) };
     const res = await gql(t.url, query, variables, token);
     expect(res.status).toBe(200);
-    return { result: res.body as Result };
+    return { result: res.body };
   }
   const client = transport === 'SSE' ? sseClient(t.url, token) : wsClient(t.url, token);
   try {

@@ -367,7 +367,7 @@ describe('subscriptions to something that does not exist', () => {
               clearTimeout(timer);
               resolve(r as Result);
               dispose();
-              client.dispose();
+              void client.dispose();
             },
             error: reject,
             complete: () => {},

@@ -107,7 +107,11 @@ function rawRequest(head: Record<string, string>, body: string, opts: { disconne
       // One complete answer is enough (the server may keep lingering on the connection).
       const [headText, rest] = answer.split('\r\n\r\n');
       const length = Number(/content-length: (\d+)/i.exec(headText ?? '')?.[1]);
-      if (rest !== undefined && Buffer.byteLength(rest) >= length) (clearTimeout(timer), socket.destroy(), resolve(answer));
+      if (rest !== undefined && Buffer.byteLength(rest) >= length) {
+        clearTimeout(timer);
+        socket.destroy();
+        resolve(answer);
+      }
     });
     socket.on('close', () => (clearTimeout(timer), resolve(answer)));
     socket.on('error', (err) => (opts.disconnect ? undefined : reject(err)));

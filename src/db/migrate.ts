@@ -5,7 +5,7 @@ import type { Db } from './connect.js';
 function migratorFor(db: Db, schema: string): Migrator {
   return new Migrator({
     db,
-    provider: { getMigrations: async () => migrations },
+    provider: { getMigrations: () => Promise.resolve(migrations) },
     migrationTableSchema: schema,
   });
 }
@@ -22,7 +22,7 @@ export async function migrateToLatest(db: Db, schema: string): Promise<Migration
     if ((err as { code?: string }).code !== '23505') throw err;
   }
   const result = await migratorFor(db, schema).migrateToLatest();
-  if (result.error) throw result.error;
+  if (result.error) throw result.error instanceof Error ? result.error : new Error(`migration failed: ${JSON.stringify(result.error)}`);
   return result;
 }
 

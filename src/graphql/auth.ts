@@ -1,25 +1,16 @@
 import { AuthScopeFailureType, type AuthFailure } from '@pothos/plugin-scope-auth';
 import type { LiveKitTokenVerifier, VerifiedClaims } from '../livekit/jwt.js';
 import { TokenRejected } from '../livekit/jwt.js';
+import { bearerToken } from '../http/authorization.js';
 import { findById } from '../sessions/repo.js';
-import type { GraphQLContext } from './builder.js';
+import type { GraphQLContext, Viewer } from './context.js';
 import { userError } from './errors.js';
 
-/**
- * Who is asking, from a LiveKit access token's video grant:
- * roomJoin (or roomAdmin) + room R → that room's session; roomList → every session;
- * roomCreate → create any session; roomAdmin + room R → create R's session.
- */
-export type Viewer =
-  | { kind: 'anonymous' }
-  | { kind: 'rejected'; reason: string }
-  | { kind: 'open' }
-  | { kind: 'token'; identity: string; room: string | null; join: boolean; list: boolean; create: boolean; admin: boolean; expiresAt: number | null };
-
+/** The viewer of a request or WebSocket, from its Authorization value (bare JWT or "Bearer <jwt>"). */
 export async function viewerFromAuthorization(value: unknown, verify: LiveKitTokenVerifier | null): Promise<Viewer> {
   if (verify === null) return { kind: 'open' };
-  if (typeof value !== 'string' || value.trim() === '') return { kind: 'anonymous' };
-  const token = value.trim().replace(/^Bearer\s+/i, '');
+  const token = bearerToken(value);
+  if (token === null) return { kind: 'anonymous' };
   let claims: VerifiedClaims;
   try {
     claims = await verify(token);

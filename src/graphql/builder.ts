@@ -3,24 +3,9 @@ import RelayPlugin from '@pothos/plugin-relay';
 import ScopeAuthPlugin from '@pothos/plugin-scope-auth';
 import ValidationPlugin from '@pothos/plugin-validation';
 import { DateTimeResolver } from 'graphql-scalars';
-import type { Db } from '../db/connect.js';
-import type { Logger } from '../logger.js';
-import type { ChangeBus } from '../realtime/bus.js';
-import { authScopes, unauthorizedError, type AuthScopes, type Viewer } from './auth.js';
+import { authScopes, unauthorizedError, type AuthScopes } from './auth.js';
+import type { GraphQLContext } from './context.js';
 import { userError } from './errors.js';
-
-export type GraphQLContext = {
-  viewer: Viewer;
-  db: Db;
-  bus: ChangeBus;
-  logger: Logger;
-  /** Aborted when the client goes away. */
-  signal?: AbortSignal;
-  /** Aborted when the server stops: open subscriptions end. */
-  shutdown: AbortSignal;
-  /** Sessions this operation created: their creator may read them in the mutation's payload. */
-  created: Set<string>;
-};
 
 /** Configures the builder only: plugins, scalars, context. Types live one file each. */
 export const builder = new SchemaBuilder<{

@@ -55,7 +55,7 @@ builder.queryField('session', (t) =>
       id: t.arg.id({ required: true, description: 'A Session global id (what Session.id returns) or its raw uuid', validate: sessionIdInput }),
     },
     authScopes: { authenticated: true },
-    resolve: async (_root, args, ctx) => (await findById(ctx.db, args.id as string)) ?? null,
+    resolve: async (_root, args, ctx) => (await findById(ctx.db, args.id)) ?? null,
   }),
 );
 

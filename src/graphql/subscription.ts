@@ -40,12 +40,12 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
     // Checked once, when the subscription starts (authorizeOnSubscribe).
     authScopes: (_root, args) => {
       if (args.roomName != null) return { readRoom: args.roomName };
-      if (args.id != null) return { readSession: args.id as string };
+      if (args.id != null) return { readSession: args.id };
       return { list: true };
     },
     subscribe: async (_root, args, ctx) => {
       if (args.id == null && args.roomName == null) return watchAllSessions(ctx, [ctx.signal, ctx.shutdown], undefined, statusChangesOnly);
-      const id = args.id as string | null | undefined;
+      const id = args.id;
       let session;
       if (args.roomName != null) {
         session = await findByRoomName(ctx.db, args.roomName);

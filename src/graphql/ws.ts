@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http';
-import { GraphQLError, type DocumentNode, type ExecutionArgs, type execute, type subscribe } from 'graphql';
+import { GraphQLError, type DocumentNode, type GraphQLSchema, type ExecutionArgs, type execute, type subscribe } from 'graphql';
 import type { YogaServerInstance } from 'graphql-yoga';
 import { useServer } from 'graphql-ws/use/ws';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { LiveKitTokenVerifier } from '../livekit/jwt.js';
 import type { Logger } from '../logger.js';
-import { viewerFromAuthorization, type Viewer } from './auth.js';
-import type { GraphQLContext } from './builder.js';
+import { viewerFromAuthorization } from './auth.js';
+import type { GraphQLContext, Viewer } from './context.js';
 
 type Extra = { viewer?: Viewer; request: IncomingMessage; socket: WebSocket };
 /** The enveloped execute/subscribe of one operation, passed to graphql-ws through `rootValue`. */
@@ -72,15 +72,15 @@ export function useGraphQLWs(deps: {
           });
           let document: DocumentNode;
           try {
-            document = enveloped.parse(payload.query);
+            document = enveloped.parse(payload.query) as DocumentNode;
           } catch (err) {
             if (err instanceof GraphQLError) return [err];
             throw err;
           }
-          const errors = enveloped.validate(enveloped.schema, document);
+          const errors = enveloped.validate(enveloped.schema, document) as readonly GraphQLError[];
           if (errors.length > 0) return errors;
           return {
-            schema: enveloped.schema,
+            schema: enveloped.schema as GraphQLSchema,
             operationName: payload.operationName,
             document,
             variableValues: payload.variables,

@@ -30,7 +30,7 @@ export function createLiveKitTokenVerifier(keys: ReadonlyMap<string, string>, cl
 
     let claims: VerifiedClaims;
     try {
-      claims = (await verifier.verify(token, clockToleranceSeconds)) as VerifiedClaims;
+      claims = await verifier.verify(token, clockToleranceSeconds);
     } catch (err) {
       throw new TokenRejected(describeJoseError(err));
     }

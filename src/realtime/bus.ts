@@ -1,4 +1,6 @@
-import { Redis } from 'ioredis';
+import type { EventEmitter } from 'node:events';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import type { RedisNode, RedisTarget } from '../config.js';
 import type { Logger } from '../logger.js';
 import { decodeChange, encodeChange, type SessionChange } from '../sessions/change.js';
 
@@ -67,17 +69,18 @@ export function createLocalBus(logger: Logger): ChangeBus {
   const listeners = new ChannelListeners();
   return {
     description: 'in-process',
-    async publish(change) {
+    publish(change) {
       // Delivered asynchronously, like a broker would.
       queueMicrotask(() => {
         listeners.dispatch(channelName('', { sessionId: change.session.id }), change, logger);
         listeners.dispatch(channelName('', 'all'), change, logger);
       });
+      return Promise.resolve();
     },
-    async subscribe(topic, listener) {
+    subscribe(topic, listener) {
       const channel = channelName('', topic);
       listeners.add(channel, listener);
-      return () => void listeners.remove(channel, listener);
+      return Promise.resolve(() => void listeners.remove(channel, listener));
     },
     onReconnect: () => () => {},
     isConnected: () => true,
@@ -87,84 +90,95 @@ export function createLocalBus(logger: Logger): ChangeBus {
 
 const SUBSCRIBE_WAIT_MS = 1_000;
 
+/** The raw broker under a Redis bus: one plain connection pair (single server or Sentinel), or a Cluster pair. */
+type Broker = {
+  description: string;
+  publish(channels: readonly string[], message: string): Promise<void>;
+  /** Resolves when the broker acknowledged every channel. */
+  subscribe(channels: readonly string[]): Promise<unknown>;
+  unsubscribe(channel: string): Promise<unknown>;
+  isConnected(): boolean;
+  close(): Promise<void>;
+};
+type BrokerEvents = {
+  message(channel: string, message: string): void;
+  /** The subscriber side came back after a loss: subscriptions may have lapsed and messages may be lost. */
+  resubscribeNeeded(): void;
+};
+
 /**
- * Redis pub/sub on two connections. One channel subscription per watched session per process,
- * released when the last local listener leaves. Publishing never queues while Redis is down
- * (it fails fast and the outbox retries), and no Redis failure escapes as an unhandled rejection.
+ * Redis pub/sub: a single server or a Sentinel-managed master (`SUBSCRIBE`/`PUBLISH`), or a Cluster with
+ * sharded pub/sub (`SSUBSCRIBE`/`SPUBLISH`: each session's channel lives on the shard owning its slot).
+ * One channel subscription per watched session per process, released when the last local listener leaves.
+ * Publishing never queues while Redis is down (it fails fast and the outbox retries), and no Redis failure
+ * escapes as an unhandled rejection.
  */
-export function createRedisBus(url: string, prefix: string, logger: Logger): ChangeBus {
-  const common = { lazyConnect: false, connectTimeout: 2_000, retryStrategy: (n: number) => Math.min(100 * 2 ** n, 2_000) };
-  const publisher = new Redis(url, { ...common, enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: 'lkss-pub' });
-  const subscriber = new Redis(url, { ...common, autoResubscribe: true, maxRetriesPerRequest: null, connectionName: 'lkss-sub' });
+export function createRedisBus(target: RedisTarget, prefix: string, logger: Logger): ChangeBus {
   const listeners = new ChannelListeners();
   const reconnectListeners = new Set<() => void>();
   const acks = new Map<string, Promise<unknown>>();
-  let subscriberWasReady = false;
   let closed = false;
+  let resubscribing: Promise<void> | undefined;
+  let resubscribeAgain = false;
 
-  for (const [name, client] of [
-    ['publisher', publisher],
-    ['subscriber', subscriber],
-  ] as const) {
-    let down = false;
-    client.on('error', (err) => {
-      if (!down) logger.warn({ err: err.message, connection: name }, 'redis connection error');
-      down = true;
-    });
-    client.on('ready', () => {
-      if (down) logger.info({ connection: name }, 'redis connection restored');
-      down = false;
-    });
-  }
-  subscriber.on('ready', () => {
-    if (subscriberWasReady && !closed) {
-      // ioredis emits 'ready' before it re-sends its SUBSCRIBEs: subscribe again (harmless) and wait for the
-      // acknowledgement, so the catch-up reads that follow cannot miss a change published in between.
+  // Subscribe again (harmless where the client already re-sent it) and wait for the acknowledgement, so the
+  // catch-up reads that follow cannot miss a change published in between. Coalesced: one pass at a time.
+  const resubscribeAll = async (): Promise<void> => {
+    do {
+      resubscribeAgain = false;
       const channels = listeners.channels();
-      const resubscribed = channels.length > 0 ? subscriber.subscribe(...channels) : Promise.resolve();
-      void resubscribed
-        .catch((err: Error) => logger.warn({ err: err.message }, 'redis resubscribe failed'))
-        .then(() => {
-          for (const listener of reconnectListeners) listener();
-        });
-    }
-    subscriberWasReady = true;
-  });
-  subscriber.on('message', (channel: string, message: string) => {
-    let change: SessionChange;
-    try {
-      change = decodeChange(message);
-    } catch (err) {
-      logger.warn({ err, channel }, 'ignored malformed change message');
-      return;
-    }
-    listeners.dispatch(channel, change, logger);
-  });
+      if (channels.length > 0) {
+        await withWait(broker.subscribe(channels), SUBSCRIBE_WAIT_MS * 5).catch((err: Error) => logger.warn({ err: err.message }, 'redis resubscribe failed'));
+      }
+      for (const listener of reconnectListeners) {
+        try {
+          listener();
+        } catch (err) {
+          logger.error({ err }, 'reconnect listener failed');
+        }
+      }
+    } while (resubscribeAgain && !closed);
+  };
+
+  const events: BrokerEvents = {
+    message(channel, message) {
+      let change: SessionChange;
+      try {
+        change = decodeChange(message);
+      } catch (err) {
+        logger.warn({ err, channel }, 'ignored malformed change message');
+        return;
+      }
+      listeners.dispatch(channel, change, logger);
+    },
+    resubscribeNeeded() {
+      if (closed) return;
+      if (resubscribing) {
+        resubscribeAgain = true;
+        return;
+      }
+      resubscribing = resubscribeAll().finally(() => (resubscribing = undefined));
+    },
+  };
+  const broker = target.kind === 'cluster' ? openClusterBroker(target, logger, events) : openConnectionBroker(target, logger, events);
 
   return {
-    description: `redis ${new URL(url).host}`,
+    description: broker.description,
     async publish(change) {
-      const message = encodeChange(change);
-      const results = await publisher
-        .pipeline()
-        .publish(channelName(prefix, { sessionId: change.session.id }), message)
-        .publish(channelName(prefix, 'all'), message)
-        .exec();
-      const failed = results?.find(([err]) => err);
-      if (failed) throw failed[0];
+      await broker.publish([channelName(prefix, { sessionId: change.session.id }), channelName(prefix, 'all')], encodeChange(change));
     },
     async subscribe(topic, listener) {
       const channel = channelName(prefix, topic);
       if (listeners.add(channel, listener)) {
-        const ack = subscriber.subscribe(channel).catch((err: Error) => logger.warn({ err: err.message, channel }, 'redis subscribe failed'));
-        acks.set(channel, Promise.race([ack, new Promise((r) => setTimeout(r, SUBSCRIBE_WAIT_MS).unref())]));
+        const ack = broker.subscribe([channel]).catch((err: Error) => logger.warn({ err: err.message, channel }, 'redis subscribe failed'));
+        acks.set(channel, withWait(ack, SUBSCRIBE_WAIT_MS));
       }
       // Wait for the broker's acknowledgement so a snapshot read afterwards cannot miss a change.
       await acks.get(channel);
       return () => {
         if (listeners.remove(channel, listener)) {
           acks.delete(channel);
-          subscriber.unsubscribe(channel).catch((err: Error) => logger.debug({ err: err.message, channel }, 'redis unsubscribe failed'));
+          broker.unsubscribe(channel).catch((err: Error) => logger.debug({ err: err.message, channel }, 'redis unsubscribe failed'));
         }
       };
     },
@@ -172,12 +186,115 @@ export function createRedisBus(url: string, prefix: string, logger: Logger): Cha
       reconnectListeners.add(listener);
       return () => void reconnectListeners.delete(listener);
     },
-    isConnected: () => publisher.status === 'ready',
+    isConnected: () => broker.isConnected(),
     async close() {
       closed = true;
-      await Promise.allSettled([publisher.quit(), subscriber.quit()]);
-      publisher.disconnect();
-      subscriber.disconnect();
+      await broker.close();
     },
   };
+}
+
+/** Resolves when `promise` settles or after `ms`, whichever is first (never rejects with a timeout). */
+function withWait(promise: Promise<unknown>, ms: number): Promise<unknown> {
+  return Promise.race([promise, new Promise((r) => setTimeout(r, ms).unref())]);
+}
+
+/** Logs a connection's first error and its recovery, not every retry in between. */
+function logOutages(client: EventEmitter, name: string, logger: Logger, errorEvents = ['error']): void {
+  let down = false;
+  for (const event of errorEvents) {
+    client.on(event, (err: Error) => {
+      if (!down) logger.warn({ err: err?.message, connection: name }, 'redis connection error');
+      down = true;
+    });
+  }
+  client.on('ready', () => {
+    if (down) logger.info({ connection: name }, 'redis connection restored');
+    down = false;
+  });
+}
+
+const retryStrategy = (n: number) => Math.min(100 * 2 ** n, 2_000);
+const nodeList = (nodes: readonly RedisNode[]) => nodes.map((n) => `${n.host}:${n.port}`).join(',');
+
+/** A publisher and a subscriber connection to one server, or to the master a set of Sentinels names. */
+function openConnectionBroker(target: Exclude<RedisTarget, { kind: 'cluster' }>, logger: Logger, events: BrokerEvents): Broker {
+  const common: RedisOptions = { lazyConnect: false, connectTimeout: 2_000, retryStrategy };
+  const open = (options: RedisOptions) =>
+    target.kind === 'single'
+      ? new Redis(target.url, { ...common, ...options })
+      : new Redis({
+          ...common,
+          ...options,
+          sentinels: target.sentinels.map((n) => ({ ...n })),
+          name: target.name,
+          role: 'master',
+          // Sentinel announces +switch-master: reconnect to the promoted replica at once, not on the next error.
+          failoverDetector: true,
+          sentinelRetryStrategy: retryStrategy,
+        });
+  const publisher = open({ enableOfflineQueue: false, maxRetriesPerRequest: 1, connectionName: 'lkss-pub' });
+  const subscriber = open({ autoResubscribe: true, maxRetriesPerRequest: null, connectionName: 'lkss-sub' });
+  logOutages(publisher, 'publisher', logger);
+  logOutages(subscriber, 'subscriber', logger);
+  let subscriberWasReady = false;
+  // ioredis emits 'ready' before it re-sends its SUBSCRIBEs; the bus subscribes again and waits for the acknowledgement.
+  subscriber.on('ready', () => {
+    if (subscriberWasReady) events.resubscribeNeeded();
+    subscriberWasReady = true;
+  });
+  subscriber.on('message', (channel: string, message: string) => events.message(channel, message));
+
+  return {
+    description: target.kind === 'single' ? `redis ${new URL(target.url).host}` : `redis sentinel "${target.name}" via ${nodeList(target.sentinels)}`,
+    async publish(channels, message) {
+      const pipeline = publisher.pipeline();
+      for (const channel of channels) pipeline.publish(channel, message);
+      const failed = (await pipeline.exec())?.find(([err]) => err);
+      if (failed?.[0]) throw failed[0];
+    },
+    subscribe: (channels) => subscriber.subscribe(...channels),
+    unsubscribe: (channel) => subscriber.unsubscribe(channel),
+    isConnected: () => publisher.status === 'ready',
+    close: () => closeClients(publisher, subscriber),
+  };
+}
+
+/**
+ * Redis Cluster with sharded pub/sub. ioredis needs `shardedSubscribers: true` to deliver `smessage` (one
+ * subscriber connection per master); after a master dies, `SPUBLISH` to its slots fails until the replica is
+ * promoted and the slots refresh (the outbox retries), and the subscriber group reconnects to the new owner
+ * and emits `subscribersReady`, upon which the bus re-subscribes and catches up.
+ */
+function openClusterBroker(target: Extract<RedisTarget, { kind: 'cluster' }>, logger: Logger, events: BrokerEvents): Broker {
+  const nodes = target.nodes.map((n) => ({ ...n }));
+  const redisOptions: RedisOptions = { connectTimeout: 2_000, maxRetriesPerRequest: 1 };
+  const common: ClusterOptions = { lazyConnect: false, clusterRetryStrategy: retryStrategy, slotsRefreshTimeout: 2_000 };
+  const publisher = new Cluster(nodes, { ...common, enableOfflineQueue: false, redisOptions: { ...redisOptions, connectionName: 'lkss-pub' } });
+  const subscriber = new Cluster(nodes, { ...common, shardedSubscribers: true, redisOptions: { ...redisOptions, connectionName: 'lkss-sub' } });
+  logOutages(publisher, 'cluster publisher', logger, ['error', 'node error']);
+  logOutages(subscriber, 'cluster subscriber', logger, ['error', 'node error']);
+  // Emitted after the initial connect and after every topology change or lost shard subscriber.
+  subscriber.on('subscribersReady', () => events.resubscribeNeeded());
+  subscriber.on('smessage', (channel: string, message: string) => events.message(channel, message));
+
+  return {
+    description: `redis cluster ${nodeList(target.nodes)} (sharded pub/sub)`,
+    async publish(channels, message) {
+      // Channels hash to different slots (and shards): one SPUBLISH each.
+      await Promise.all(channels.map((channel) => publisher.spublish(channel, message)));
+    },
+    // One SSUBSCRIBE per channel: a command's channels must share a slot. ioredis keeps every channel it was
+    // asked for (repeats included) until it is unsubscribed, and re-sends them to a shard's new owner.
+    subscribe: (channels) => Promise.all(channels.map((channel) => subscriber.ssubscribe(channel))),
+    unsubscribe: (channel) => subscriber.sunsubscribe(channel),
+    isConnected: () => publisher.status === 'ready',
+    close: () => closeClients(publisher, subscriber),
+  };
+}
+
+/** Quits politely, then drops whatever did not answer (a dead server must not hold up shutdown). */
+async function closeClients(...clients: (Redis | Cluster)[]): Promise<void> {
+  await Promise.allSettled(clients.map((c) => c.quit()));
+  for (const c of clients) c.disconnect();
 }

@@ -24,7 +24,7 @@ export function snapshotToJson(row: SessionRow): SessionSnapshotJson {
 
 export function snapshotFromJson(json: SessionSnapshotJson): SessionRow {
   const row = { ...json } as unknown as Record<string, unknown>;
-  for (const f of DATE_FIELDS) row[f] = json[f] === null ? null : new Date(json[f] as string);
+  for (const f of DATE_FIELDS) row[f] = json[f] === null ? null : new Date(json[f]);
   return row as unknown as SessionRow;
 }
 

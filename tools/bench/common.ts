@@ -15,6 +15,7 @@ import { mintToken } from '../kit/graphql.js';
 import { startServiceProcess, type ServiceProcess } from '../kit/service-process.js';
 import { sleep } from '../kit/async.js';
 import type { Credentials } from '../kit/livekit-emulator.js';
+import { ADMIN_GRANT } from '../../src/livekit/grants.js';
 
 export { WEBHOOK_PATH } from '../../src/webhooks/route.js';
 
@@ -23,7 +24,7 @@ export const BENCH_CREDENTIALS: Credentials = { apiKey: 'APIbench', apiSecret: r
 
 export const benchToken = (grant: VideoGrant, identity = 'bench') =>
   mintToken(grant, { apiKey: BENCH_CREDENTIALS.apiKey, secret: BENCH_CREDENTIALS.apiSecret, identity, ttl: '1h' });
-export const adminBenchToken = () => benchToken({ roomList: true, roomCreate: true, roomAdmin: true }, 'bench-admin');
+export const adminBenchToken = () => benchToken({ ...ADMIN_GRANT }, 'bench-admin');
 
 export type ServiceOptions = {
   logLevel?: string;

@@ -598,7 +598,7 @@ export function formatCompare(result: CompareResult): string {
   ];
   const out = markdownTable(rows);
   if (result.scale.length > 0) {
-    const cell = (v: unknown) => (v === undefined || v === null ? '–' : String(v));
+    const cell = (v: unknown) => (v === undefined || v === null ? '–' : typeof v === 'object' ? JSON.stringify(v) : String(v));
     const scaleRows = [
       [
         'scale curve',

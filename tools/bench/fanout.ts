@@ -276,7 +276,7 @@ export async function runFanoutBench(opts: FanoutBenchOptions): Promise<BenchRes
   } finally {
     for (const d of disposers) d();
     for (const c of sseClients) c.dispose();
-    await Promise.allSettled(wsClients.map((c) => c.dispose()));
+    await Promise.allSettled(wsClients.map(async (c) => c.dispose()));
     await Promise.allSettled([a.stop(), b.stop()]);
     await ns.drop();
   }

@@ -118,7 +118,7 @@ async function openSubscriptions(wsUrl: string, ids: string[], tokens: string[],
 }
 
 async function closeAll(service: BenchService, clients: WsClient[]): Promise<boolean> {
-  await Promise.allSettled(clients.map((c) => c.dispose()));
+  await Promise.allSettled(clients.map(async (c) => c.dispose()));
   return waitFor(async () => (await readMetrics(service.url)).get('lkss_subscriptions_active') === 0, 15_000, 100);
 }
 
@@ -238,7 +238,7 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
     raw = new WebSocket(wsUrl, 'graphql-transport-ws');
     const socket = raw;
     socket.on('message', (data) => {
-      const msg = JSON.parse(String(data)) as { type: string; id?: string; payload?: { data?: { sessionStatusChanged?: Change } } };
+      const msg = JSON.parse(data.toString()) as { type: string; id?: string; payload?: { data?: { sessionStatusChanged?: Change } } };
       if (msg.type === 'connection_ack') acked = true;
       else if (msg.type === 'next' && msg.id) slowReceived.get(msg.id)?.push(msg.payload?.data?.sessionStatusChanged?.version ?? -1);
     });
@@ -398,7 +398,7 @@ export async function runMemoryBench(opts: MemoryBenchOptions): Promise<BenchRes
     throw withServiceLogs(err, service);
   } finally {
     raw?.terminate();
-    await Promise.allSettled(openClients.map((c) => c.dispose()));
+    await Promise.allSettled(openClients.map(async (c) => c.dispose()));
     redis.disconnect();
     await service.stop();
     await ns.drop();

@@ -181,7 +181,7 @@ async function main(): Promise<number> {
     if (quiet) result.data.machineBusyBeforePct = quiet.busyPct;
     results.push(result);
     if (!json) {
-      printTable(`${name} (${result.data.seconds} s)`, [...result.rows, ['verdict', result.ok ? 'OK' : `FAILED: ${result.problems.join('; ')}`]]);
+      printTable(`${name} (${String(result.data.seconds)} s)`, [...result.rows, ['verdict', result.ok ? 'OK' : 'FAILED: ' + result.problems.join('; ')]]);
     }
   }
 

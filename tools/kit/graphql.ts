@@ -1,6 +1,7 @@
 import { AccessToken, type VideoGrant } from 'livekit-server-sdk';
 import { GRAPHQL_PATH } from '../../src/graphql/server.js';
 import { DEV_CREDENTIALS } from './livekit-emulator.js';
+import { ADMIN_GRANT } from '../../src/livekit/grants.js';
 
 /** A LiveKit access token as a LiveKit app would mint it for its frontend. */
 export async function mintToken(grant: VideoGrant, opts: { identity?: string; ttl?: string | number; secret?: string; apiKey?: string } = {}): Promise<string> {
@@ -12,7 +13,7 @@ export async function mintToken(grant: VideoGrant, opts: { identity?: string; tt
   return token.toJwt();
 }
 
-export const adminToken = () => mintToken({ roomList: true, roomCreate: true, roomAdmin: true }, { identity: 'admin' });
+export const adminToken = () => mintToken({ ...ADMIN_GRANT }, { identity: 'admin' });
 
 export type GqlResponse = { status: number; body: { data?: any; errors?: Array<{ message: string; extensions?: { code?: string } }> } };
 

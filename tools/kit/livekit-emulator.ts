@@ -111,7 +111,7 @@ const DEFAULT_EGRESS_STATUS: Record<string, EgressStatus> = {
  * `participant`; track events add `track`; egress events carry only `egressInfo` (room by `roomId`/`roomName`,
  * times in ns); ingress events only `ingressInfo` (room in `state.roomId`).
  */
-export function buildEvent(type: EventType | string, room: RoomInstance, opts: EventOptions = {}): WebhookEvent {
+export function buildEvent(type: EventType | (string & {}), room: RoomInstance, opts: EventOptions = {}): WebhookEvent {
   const createdAt = BigInt(opts.createdAt ?? Math.floor(Date.now() / 1000));
   const spec = opts.participant ?? {};
   const identity = spec.identity ?? opts.identity ?? 'alice';
@@ -232,7 +232,7 @@ export async function postWebhook(
 /** Builds, encodes, signs and sends one event. */
 export async function sendEvent(
   baseUrl: string,
-  type: EventType | string,
+  type: EventType | (string & {}),
   room: RoomInstance,
   opts: EventOptions & { style?: BodyStyle; creds?: Credentials } = {},
 ): Promise<WebhookResponse & { eventId: string; body: string }> {

@@ -18,8 +18,11 @@ export type TcpProxy = {
   close(): Promise<void>;
 };
 
-/** A TCP proxy in front of one target (e.g. Postgres) that a test can cut and restore at will. */
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/**
+ * A TCP proxy in front of one target (e.g. Postgres) that a test can cut and restore at will.
+ * `delayToTargetMs` holds every client→target chunk that long (in order): a slow link to the target.
+ */
+export async function startTcpProxy(target: { host: string; port: number }, opts: { delayToTargetMs?: number } = {}): Promise<TcpProxy> {
   const live = new Set<Socket>();
   const held = new Set<Socket>();
   let mode: CutMode | null = null;
@@ -45,7 +48,9 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     };
     client.on('error', drop).on('close', drop);
     upstream.on('error', drop).on('close', drop);
-    client.pipe(upstream);
+    const delay = opts.delayToTargetMs ?? 0;
+    if (delay > 0) client.on('data', (chunk) => setTimeout(() => upstream.destroyed || upstream.write(chunk), delay));
+    else client.pipe(upstream);
     upstream.pipe(client);
   });
   server.listen(0, '127.0.0.1');

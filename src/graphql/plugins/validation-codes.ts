@@ -3,7 +3,7 @@ import type { Plugin } from 'graphql-yoga';
 
 /** Validation errors (unknown fields, wrong types…) get a machine-readable code like every other error. */
 export function codeValidationErrors(): Plugin {
-  const withCode = (e: GraphQLError) =>
+  const withCode = (e: GraphQLError): GraphQLError =>
     e.extensions?.code
       ? e
       : new GraphQLError(e.message, {
@@ -19,7 +19,7 @@ export function codeValidationErrors(): Plugin {
       () =>
       ({ result, setResult }) => {
         if (result.some((e) => !(e instanceof GraphQLError) || !e.extensions?.code)) {
-          setResult(result.map((e) => (e instanceof GraphQLError ? withCode(e) : e)));
+          setResult((result as readonly Error[]).map((e) => (e instanceof GraphQLError ? withCode(e) : e)));
         }
       },
   };

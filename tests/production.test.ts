@@ -1,0 +1,127 @@
+/**
+ * What NODE_ENV=production changes, observed over HTTP on the service running as its own process (not
+ * only the config values): no introspection, no GraphiQL, no field suggestions, CORS only for listed
+ * origins; and what operations rely on: X-Request-Id echoed and logged with the error's erresid,
+ * the Prometheus metrics counting webhooks. A development app is the control for each difference.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { availableBackends, dropSchema, uniqueName } from '../tools/kit/backends.js';
+import { gql, mintToken } from '../tools/kit/graphql.js';
+import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
+
+const { postgres: hasPostgres } = await availableBackends();
+const CREDS = { apiKey: 'prodkey', apiSecret: 'prod-secret-0123456789abcdef0123456789' };
+const ALLOWED = 'https://app.example';
+
+const introspection = '{ __schema { queryType { name } } }';
+const typo = '{ sesions(first: 1) { edges { node { id } } } }';
+
+async function preflight(url: string, origin: string) {
+  return fetch(`${url}/graphql`, {
+    method: 'OPTIONS',
+    headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,authorization' },
+  });
+}
+
+describe.skipIf(!hasPostgres)('NODE_ENV=production (service process)', () => {
+  const schema = uniqueName('prod');
+  let svc: ServiceProcess;
+  let token: string;
+  beforeAll(async () => {
+    svc = await startServiceProcess({
+      schema,
+      prefix: `${schema}:`,
+      env: { NODE_ENV: 'production', LIVEKIT_API_KEY: CREDS.apiKey, LIVEKIT_API_SECRET: CREDS.apiSecret, CORS_ORIGINS: ALLOWED, LOG_LEVEL: 'info' },
+    });
+    token = await mintToken({ roomList: true }, CREDS);
+  }, 60_000);
+  afterAll(async () => {
+    await svc?.stop();
+    await dropSchema(schema).catch(() => {});
+  });
+
+  it('refuses introspection', async () => {
+    const res = await gql(svc.url, introspection, {}, token);
+    expect(res.body.data?.__schema).toBeUndefined();
+    expect(res.body.errors?.[0]?.message).toMatch(/introspection/i);
+  });
+
+  it('serves no GraphiQL page', async () => {
+    const res = await fetch(`${svc.url}/graphql`, { headers: { Accept: 'text/html' } });
+    const text = await res.text();
+    expect(text).not.toMatch(/graphiql/i);
+  });
+
+  it('suggests no field names in errors', async () => {
+    const res = await gql(svc.url, typo, {}, token);
+    expect(res.body.errors?.length).toBeGreaterThan(0);
+    expect(JSON.stringify(res.body.errors)).not.toMatch(/did you mean/i);
+    expect(JSON.stringify(res.body.errors)).not.toContain('"sessions"');
+  });
+
+  it('allows cross-origin requests only from CORS_ORIGINS', async () => {
+    const allowed = await preflight(svc.url, ALLOWED);
+    expect(allowed.headers.get('access-control-allow-origin')).toBe(ALLOWED);
+    const other = await preflight(svc.url, 'https://evil.example');
+    expect(other.headers.get('access-control-allow-origin')).not.toBe('https://evil.example');
+    expect(other.headers.get('access-control-allow-origin')).not.toBe('*');
+  });
+
+  it('echoes X-Request-Id and logs the refused webhook under it with the same erresid; /metrics counts the outcomes', async () => {
+    const metric = async () => {
+      const text = await (await fetch(`${svc.url}/metrics`)).text();
+      expect(text).toContain('lkss_webhook_duration_seconds');
+      expect(text).toContain('lkss_subscriptions_active');
+      const sum = (re: RegExp) => [...text.matchAll(re)].reduce((n, m) => n + Number(m[1]), 0);
+      return {
+        total: sum(/^lkss_webhook_requests_total\{[^}]*\} (\d+)/gm),
+        refused: sum(/^lkss_webhook_requests_total\{[^}]*outcome="[^"]*(?:refused|invalid|401|unauth)[^"]*"[^}]*\} (\d+)/gm),
+      };
+    };
+    const before = await metric();
+    const requestId = `req-${Math.random().toString(36).slice(2, 10)}`;
+    const res = await fetch(`${svc.url}/api/v1/webhooks/livekit`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/webhook+json', Authorization: 'not-a-token', 'X-Request-Id': requestId },
+      body: '{}',
+    });
+    expect(res.status).toBe(401);
+    expect(res.headers.get('x-request-id')).toBe(requestId);
+    const { erresid } = (await res.json()) as { erresid: string };
+    // A request without one gets a fresh id.
+    const fresh = (await fetch(`${svc.url}/healthz`)).headers.get('x-request-id');
+    expect(fresh).toMatch(/\S{8,}/);
+    expect(fresh).not.toBe(requestId);
+
+    const accepted = await sendEvent(svc.url, 'participant_joined', newRoomInstance('metrics-room'), { creds: CREDS });
+    expect(accepted.status).toBe(200);
+    const after = await metric();
+    expect(after.total - before.total).toBe(2);
+
+    const logged = svc
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(`"reqId":"${requestId}"`));
+    expect(logged.length).toBeGreaterThan(0);
+    expect(logged.some((l) => l.includes(erresid))).toBe(true);
+    expect(logged.join('\n')).not.toContain('not-a-token');
+  });
+});
+
+describe('development defaults (the control)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp({ NODE_ENV: 'development' });
+  }, 300_000);
+  afterAll(() => t?.stop());
+
+  it('allows introspection, serves GraphiQL, suggests field names and allows any origin', async () => {
+    const token = await mintToken({ roomList: true });
+    expect((await gql(t.url, introspection, {}, token)).body.data?.__schema).toEqual({ queryType: { name: 'Query' } });
+    expect(await (await fetch(`${t.url}/graphql`, { headers: { Accept: 'text/html' } })).text()).toMatch(/graphiql/i);
+    expect(JSON.stringify((await gql(t.url, typo, {}, token)).body.errors)).toMatch(/did you mean/i);
+    expect((await preflight(t.url, 'https://anywhere.example')).headers.get('access-control-allow-origin')).toMatch(/^(\*|https:\/\/anywhere\.example)$/);
+  });
+});
