@@ -34,11 +34,11 @@ builder.subscriptionField('sessionUpdated', (t) =>
     },
     authScopes: (_root, args) => {
       if (args.roomName != null) return { readRoom: args.roomName };
-      if (args.id != null) return { readSession: args.id as string };
+      if (args.id != null) return { readSession: args.id };
       return { authenticated: true };
     },
     subscribe: async (_root, args, ctx) => {
-      const id = args.id as string | null | undefined;
+      const id = args.id;
       if (id == null && args.roomName == null) throw userError('BAD_USER_INPUT', 'Give id or roomName (every session: sessionsUpdated)');
       let session;
       if (args.roomName != null) {

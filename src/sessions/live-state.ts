@@ -51,7 +51,7 @@ export type LiveState = {
   staleSids: string[];
 };
 
-export const EMPTY_LIVE_STATE: LiveState = Object.freeze({ instances: [], staleSids: [] }) as LiveState;
+export const EMPTY_LIVE_STATE: LiveState = Object.freeze({ instances: [], staleSids: [] });
 
 /** How many instances without a known creation time (only egress/ingress seen) are kept, and stale sids remembered. */
 const MAX_UNDATED_INSTANCES = 8;

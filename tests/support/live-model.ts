@@ -118,7 +118,7 @@ export function toLiveEvent(e: ModelEvent, instances: RoomInstance[]): LiveEvent
     ? { sid: p.sid!, identity: p.identity!, name: p.identity!, kind: ParticipantInfo_Kind[p.kind ?? 0]!, joinedAtMs: p.joinedAtMs! }
     : { sid: '', identity: '', name: '', kind: 'STANDARD', joinedAtMs: 0 };
   const tr = e.opts.track;
-  const track = tr ? { sid: tr.sid!, participantSid: participant.sid, type: TrackType[tr.type!]!, source: TrackSource[tr.source!]!, muted: false } : null;
+  const track = tr ? { sid: tr.sid!, participantSid: participant.sid, type: TrackType[tr.type!], source: TrackSource[tr.source!], muted: false } : null;
   switch (e.type) {
     case 'room_started':
     case 'room_finished':
@@ -140,7 +140,7 @@ export function toLiveEvent(e: ModelEvent, instances: RoomInstance[]): LiveEvent
         room: { sid: inst.sid, createdMs: null },
         egress: {
           egressId: g.egressId!,
-          status: EgressStatus[g.status!]!,
+          status: EgressStatus[g.status!],
           startedAtMs: g.startedAtMs!,
           endedAtMs: e.type === 'egress_ended' ? g.endedAtMs! : 0,
           updatedAtMs: g.updatedAtMs!,
@@ -152,7 +152,7 @@ export function toLiveEvent(e: ModelEvent, instances: RoomInstance[]): LiveEvent
       return {
         kind: 'ingress',
         room: { sid: inst.sid, createdMs: null },
-        ingress: { ingressId: g.ingressId!, status: IngressState_Status[g.status!]!, updatedAtMs: g.updatedAtMs! },
+        ingress: { ingressId: g.ingressId!, status: IngressState_Status[g.status!], updatedAtMs: g.updatedAtMs! },
       };
     }
   }
