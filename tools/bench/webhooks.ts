@@ -346,7 +346,7 @@ export async function checkExactlyOnce(db: pg.Client, pool: PoolItem[], publishe
     const sessions = await db.query<{ id: string; version: number; changes: string; updated: string; unpublished: string }>(
       `select s.id, s.version,
          (select count(*) from session_changes c where c.session_id = s.id) as changes,
-         (select count(*) from webhook_events e where e.session_id = s.id and e.outcome = 'status_updated') as updated,
+         (select count(*) from webhook_events e where e.session_id = s.id and e.outcome in ('status_updated', 'live_updated')) as updated,
          (select count(*) from session_changes c where c.session_id = s.id and c.published_at is null) as unpublished
        from sessions s`,
     );
@@ -368,13 +368,14 @@ export async function checkExactlyOnce(db: pg.Client, pool: PoolItem[], publishe
   const non200 = answered.filter((p) => p.status !== 200);
   const actions = countBy(answered, (p) => p.action ?? '?');
   const retryActions = countBy(retriesAnswered, (p) => p.action ?? '?');
-  const statusUpdated = actions.status_updated ?? 0;
+  // Every visible change (status or live state: participants, tracks, egress) is one version and one change record.
+  const statusUpdated = (actions.status_updated ?? 0) + (actions.live_updated ?? 0);
   if (verify.missing > 0) problems.push(`${verify.missing} requests answered 200 are not stored`);
   if (verify.outcomeMismatch > 0) problems.push(`${verify.outcomeMismatch} stored outcomes differ from the answered action`);
   if (verify.phantom > 0) problems.push(`${verify.phantom} stored events were never sent`);
   if (verify.badVersions > 0) problems.push(`${verify.badVersions} sessions whose version does not match their change history`);
   if (verify.totalChanges < statusUpdated || verify.totalChanges > statusUpdated + unanswered.length) {
-    problems.push(`${verify.totalChanges} session changes stored for ${statusUpdated} status_updated answers`);
+    problems.push(`${verify.totalChanges} session changes stored for ${statusUpdated} status_updated/live_updated answers`);
   }
   if (verify.unpublished > 0) problems.push(`${verify.unpublished} committed changes not marked published 1.5 s after the run`);
   if (publishedTotal !== verify.totalChanges) problems.push(`published ${publishedTotal} changes, stored ${verify.totalChanges}`);
