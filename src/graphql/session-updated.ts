@@ -1,11 +1,11 @@
 import { watchAllSessions, watchSession } from '../realtime/session-stream.js';
 import type { SessionChange } from '../sessions/change.js';
 import { MAX_ROOM_NAME_LENGTH } from '../sessions/limits.js';
-import { findById, findByRoomName } from '../sessions/repo.js';
 import { builder } from './builder.js';
 import { userError } from './errors.js';
 import { roomNameInput, sessionIdInput } from './inputs.js';
 import { SessionRef, SessionStatusEnum } from './session.js';
+import { findWatchedSession, oneSessionScopes } from './subscription.js';
 
 const SessionUpdateRef = builder.objectRef<SessionChange>('SessionUpdate').implement({
   description: "A session's full state as of one version: any change of status, participants, tracks, egresses or ingresses.",
@@ -32,23 +32,10 @@ builder.subscriptionField('sessionUpdated', (t) =>
       id: t.arg.id({ description: 'A Session global id or its raw uuid', validate: sessionIdInput }),
       roomName: t.arg.string({ description: `A LiveKit room name (1..${MAX_ROOM_NAME_LENGTH} characters)`, validate: roomNameInput }),
     },
-    authScopes: (_root, args) => {
-      if (args.roomName != null) return { readRoom: args.roomName };
-      if (args.id != null) return { readSession: args.id };
-      return { authenticated: true };
-    },
+    authScopes: (_root, args) => oneSessionScopes(args, { authenticated: true }),
     subscribe: async (_root, args, ctx) => {
-      const id = args.id;
-      if (id == null && args.roomName == null) throw userError('BAD_USER_INPUT', 'Give id or roomName (every session: sessionsUpdated)');
-      let session;
-      if (args.roomName != null) {
-        session = await findByRoomName(ctx.db, args.roomName);
-        if (session && id != null && session.id !== id) throw userError('BAD_USER_INPUT', 'id and roomName name different sessions');
-      } else {
-        session = await findById(ctx.db, id!);
-      }
-      if (!session) throw userError('NOT_FOUND', 'No session for that ' + (args.roomName != null ? 'room' : 'id'));
-      return watchSession(ctx, session, [ctx.signal, ctx.shutdown]);
+      if (args.id == null && args.roomName == null) throw userError('BAD_USER_INPUT', 'Give id or roomName (every session: sessionsUpdated)');
+      return watchSession(ctx, await findWatchedSession(ctx, args), [ctx.signal, ctx.shutdown]);
     },
     resolve: (change) => change,
   }),

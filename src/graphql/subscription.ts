@@ -1,8 +1,10 @@
 import type { SessionChange } from '../sessions/change.js';
 import { MAX_ROOM_NAME_LENGTH } from '../sessions/limits.js';
 import { findById, findByRoomName } from '../sessions/repo.js';
+import type { SessionRow } from '../sessions/tables.js';
 import { statusChangesOnly, watchAllSessions, watchSession } from '../realtime/session-stream.js';
 import { builder } from './builder.js';
+import type { GraphQLContext } from './context.js';
 import { userError } from './errors.js';
 import { roomNameInput, sessionIdInput } from './inputs.js';
 import { SessionRef, SessionStatusEnum } from './session.js';
@@ -38,24 +40,29 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
       roomName: t.arg.string({ description: `A LiveKit room name (1..${MAX_ROOM_NAME_LENGTH} characters)`, validate: roomNameInput }),
     },
     // Checked once, when the subscription starts (authorizeOnSubscribe).
-    authScopes: (_root, args) => {
-      if (args.roomName != null) return { readRoom: args.roomName };
-      if (args.id != null) return { readSession: args.id };
-      return { list: true };
-    },
+    authScopes: (_root, args) => oneSessionScopes(args, { list: true }),
     subscribe: async (_root, args, ctx) => {
       if (args.id == null && args.roomName == null) return watchAllSessions(ctx, [ctx.signal, ctx.shutdown], undefined, statusChangesOnly);
-      const id = args.id;
-      let session;
-      if (args.roomName != null) {
-        session = await findByRoomName(ctx.db, args.roomName);
-        if (session && id != null && session.id !== id) throw userError('BAD_USER_INPUT', 'id and roomName name different sessions');
-      } else {
-        session = await findById(ctx.db, id!);
-      }
-      if (!session) throw userError('NOT_FOUND', 'No session for that ' + (args.roomName != null ? 'room' : 'id'));
-      return watchSession(ctx, session, [ctx.signal, ctx.shutdown], statusChangesOnly);
+      return watchSession(ctx, await findWatchedSession(ctx, args), [ctx.signal, ctx.shutdown], statusChangesOnly);
     },
     resolve: (change) => change,
   }),
 );
+
+type OneSessionArgs = { id?: string | null; roomName?: string | null };
+
+/** The grant a one-session subscription needs: its room's, its id's, or (neither given) `whenNeither`. */
+export function oneSessionScopes(args: OneSessionArgs, whenNeither: { list: true } | { authenticated: true }) {
+  if (args.roomName != null) return { readRoom: args.roomName };
+  if (args.id != null) return { readSession: args.id };
+  return whenNeither;
+}
+
+/** The session a one-session subscription names (by roomName, or by id; both given must agree), or NOT_FOUND. */
+export async function findWatchedSession(ctx: GraphQLContext, args: OneSessionArgs): Promise<SessionRow> {
+  const session = args.roomName != null ? await findByRoomName(ctx.db, args.roomName) : args.id != null ? await findById(ctx.db, args.id) : undefined;
+  if (session && args.roomName != null && args.id != null && session.id !== args.id)
+    throw userError('BAD_USER_INPUT', 'id and roomName name different sessions');
+  if (!session) throw userError('NOT_FOUND', 'No session for that ' + (args.roomName != null ? 'room' : 'id'));
+  return session;
+}

@@ -168,24 +168,7 @@ export async function recordStatusChange(
     .where('id', '=', current.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  const inserted = await trx
-    .insertInto('session_changes')
-    .values({
-      session_id: session.id,
-      version: session.version,
-      status: session.status,
-      previous_status: current.status,
-      event_type: next.eventType,
-      session: JSON.stringify(snapshotToJson(session)),
-      changed_at: session.updated_at,
-    })
-    .returning(sql<string>`id::text`.as('id'))
-    .executeTakeFirstOrThrow();
-  return {
-    session,
-    changeId: inserted.id,
-    change: { session, previousStatus: current.status, eventType: next.eventType, changedAt: session.updated_at },
-  };
+  return insertChange(trx, session, current.status, next.eventType);
 }
 
 /** Moves the current room instance without a status change (no version bump). */
@@ -259,24 +242,7 @@ export async function recordLiveChange(
     .where('id', '=', current.id)
     .returningAll()
     .executeTakeFirstOrThrow();
-  const inserted = await trx
-    .insertInto('session_changes')
-    .values({
-      session_id: session.id,
-      version: session.version,
-      status: session.status,
-      previous_status: current.status,
-      event_type: next.eventType,
-      session: JSON.stringify(snapshotToJson(session)),
-      changed_at: session.updated_at,
-    })
-    .returning(sql<string>`id::text`.as('id'))
-    .executeTakeFirstOrThrow();
-  return {
-    session,
-    changeId: inserted.id,
-    change: { session, previousStatus: current.status, eventType: next.eventType, changedAt: session.updated_at },
-  };
+  return insertChange(trx, session, current.status, next.eventType);
 }
 
 export type SessionEventRow = {
@@ -312,4 +278,27 @@ export function listSessionEvents(db: Db, sessionId: string, args: ListEventsArg
     .orderBy('seq', args.oldestFirst ? 'asc' : 'desc')
     .limit(args.limit)
     .execute();
+}
+
+/** The change record of a new version: history, outbox and the message subscribers get, in one row. */
+async function insertChange(
+  trx: Db,
+  session: SessionRow,
+  previousStatus: SessionRow['status'],
+  eventType: string,
+): Promise<{ session: SessionRow; change: SessionChange; changeId: string }> {
+  const inserted = await trx
+    .insertInto('session_changes')
+    .values({
+      session_id: session.id,
+      version: session.version,
+      status: session.status,
+      previous_status: previousStatus,
+      event_type: eventType,
+      session: JSON.stringify(snapshotToJson(session)),
+      changed_at: session.updated_at,
+    })
+    .returning(sql<string>`id::text`.as('id'))
+    .executeTakeFirstOrThrow();
+  return { session, changeId: inserted.id, change: { session, previousStatus, eventType, changedAt: session.updated_at } };
 }
