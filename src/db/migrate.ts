@@ -21,9 +21,26 @@ export async function migrateToLatest(db: Db, schema: string): Promise<Migration
     // Two replicas creating the schema at once: one wins, the other sees a unique violation.
     if ((err as { code?: string }).code !== '23505') throw err;
   }
-  const result = await migratorFor(db, schema).migrateToLatest();
-  if (result.error) throw result.error instanceof Error ? result.error : new Error(`migration failed: ${JSON.stringify(result.error)}`);
-  return result;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await migratorFor(db, schema).migrateToLatest();
+      if (result.error) throw result.error instanceof Error ? result.error : new Error(`migration failed: ${JSON.stringify(result.error)}`);
+      return result;
+    } catch (err) {
+      if (attempt >= 5 || !isOtherSchemaDropped(err, schema)) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
+
+/**
+ * Kysely's migrator looks up its table by introspecting the tables of every schema; a schema that someone else
+ * drops at that moment (another tenant of the database, a test run) fails that catalog query with 3F000
+ * (invalid_schema_name). Nothing of ours was touched: the lookup can simply run again.
+ */
+function isOtherSchemaDropped(err: unknown, schema: string): boolean {
+  const e = err as { code?: string; message?: string };
+  return e.code === '3F000' && typeof e.message === 'string' && !e.message.includes(`"${schema}"`);
 }
 
 /** Names of migrations that are known but not applied (empty when up to date). */
