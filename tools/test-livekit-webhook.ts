@@ -5,23 +5,11 @@
  */
 import { AccessToken } from 'livekit-server-sdk';
 import { ConfigError, loadConfig, type Config } from '../src/config.js';
+import { LIVEKIT_EVENT_TYPES } from '../src/sessions/live-state.js';
 import { fail, parseToolArgs, usageError } from './cli.js';
 import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody, type EventType, type RoomInstance } from './kit/livekit-emulator.js';
 
-const EVENT_TYPES: readonly EventType[] = [
-  'room_started',
-  'room_finished',
-  'participant_joined',
-  'participant_left',
-  'participant_connection_aborted',
-  'track_published',
-  'track_unpublished',
-  'egress_started',
-  'egress_updated',
-  'egress_ended',
-  'ingress_started',
-  'ingress_ended',
-];
+const EVENT_TYPES: readonly EventType[] = LIVEKIT_EVENT_TYPES;
 const SEQUENCE: readonly EventType[] = ['room_started', 'participant_joined', 'track_published', 'participant_left', 'room_finished'];
 
 const cli = {

@@ -268,8 +268,8 @@ export function sameView(a: LiveState | null | undefined, b: LiveState | null | 
   return JSON.stringify(liveView(a)) === JSON.stringify(liveView(b));
 }
 
-/** Live-state event kinds by LiveKit webhook name. */
-export const LIVE_EVENT_TYPES: ReadonlySet<string> = new Set([
+/** Every LiveKit webhook event this service understands (anything else is only recorded). */
+export const LIVEKIT_EVENT_TYPES = [
   'room_started',
   'room_finished',
   'participant_joined',
@@ -282,4 +282,5 @@ export const LIVE_EVENT_TYPES: ReadonlySet<string> = new Set([
   'egress_ended',
   'ingress_started',
   'ingress_ended',
-]);
+] as const;
+export type LiveKitEventType = (typeof LIVEKIT_EVENT_TYPES)[number];

@@ -29,6 +29,7 @@ import {
 import { AccessToken } from 'livekit-server-sdk';
 import { DEV_API_KEY, DEV_API_SECRET } from '../../src/config.js';
 import { WEBHOOK_PATH } from '../../src/webhooks/route.js';
+import type { LiveKitEventType } from '../../src/sessions/live-state.js';
 
 export type Credentials = { apiKey: string; apiSecret: string };
 export const DEV_CREDENTIALS: Credentials = { apiKey: DEV_API_KEY, apiSecret: DEV_API_SECRET };
@@ -51,19 +52,7 @@ export function newRoomInstance(name: string, createdMs = Date.now()): RoomInsta
   return { name, sid: newRoomSid(), createdMs };
 }
 
-export type EventType =
-  | 'room_started'
-  | 'room_finished'
-  | 'participant_joined'
-  | 'participant_left'
-  | 'participant_connection_aborted'
-  | 'track_published'
-  | 'track_unpublished'
-  | 'egress_started'
-  | 'egress_updated'
-  | 'egress_ended'
-  | 'ingress_started'
-  | 'ingress_ended';
+export type EventType = LiveKitEventType;
 
 /** A room as LiveKit describes it in webhooks and in RoomService answers. */
 export function protoRoom(room: RoomInstance, numParticipants = 0): Room {
