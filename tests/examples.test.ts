@@ -3,19 +3,18 @@
  * script and the browser page each subscribe with graphql-sse and graphql-ws and see READY → LIVE → STOPPED.
  * The page runs in a real Chromium (Debian's, through playwright-core) from another origin than the service.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { adminToken, createSession, mintToken } from '../tools/kit/graphql.js';
 import { ROOT, startNodeScript, waitForOutput } from './support/node-script.js';
+import { CHROMIUM, haveChromium, launchChromium } from './support/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const haveChromium = existsSync(CHROMIUM);
 const required = process.env.REQUIRE_SERVICES === '1';
 
 let server: TestApp;
@@ -84,18 +83,7 @@ describe('examples/browser/index.html', { timeout: 120_000 }, () => {
 
     let browser: Browser | undefined;
     try {
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          '--headless',
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-          '--no-first-run',
-        ],
-      });
+      browser = await launchChromium();
       const page = await browser.newPage();
       // The page loads the clients from unpkg; here they come from node_modules, and only at the installed versions.
       await page.route('https://unpkg.com/**', async (route) => {

@@ -4,15 +4,15 @@
  * screenshot is kept under reports/screenshots/ (git-ignored). Also: the development token only in development on
  * loopback, a token asked for otherwise, DASHBOARD=off.
  */
-import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { ParticipantInfo_Kind, TrackSource, TrackType } from '@livekit/protocol';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
+import { haveChromium, launchChromium } from './support/browser.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOTS = 'reports/screenshots';
 const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
 
@@ -56,7 +56,7 @@ describe('GET / and /sessions', () => {
   });
 });
 
-describe.skipIf(!existsSync(CHROMIUM))('the page in chromium', () => {
+describe.skipIf(!haveChromium)('the page in chromium', () => {
   it('lists sessions and follows a webhook live, without a reload; the filter and the timeline work', async () => {
     const token = await adminToken();
     const name = unique('page');
@@ -64,18 +64,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the page in chromium', () => {
     const room = newRoomInstance(name);
     await sendEvent(t.url, 'room_started', room);
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     const page = await browser.newPage({ viewport: { width: 1100, height: 420 } });
     const consoleErrors: string[] = [];
     page.on('console', (m) => void (m.type() === 'error' && consoleErrors.push(m.text())));
