@@ -5,7 +5,6 @@
  * watched session's slot is killed while webhooks keep coming, and everything must converge: every subscriber
  * on the database's latest version, every version exactly once, no webhook answered 200 lost.
  */
-import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
@@ -18,23 +17,14 @@ import { availableBackends, dropSchema, uniqueName } from '../tools/kit/backends
 import { sseClient, wsClient } from '../tools/kit/clients.js';
 import { attemptsHistogram, databaseProblems, waitForConvergence, FlippingRoom, percentile, RecordingWatch } from './support/failover.js';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
-import { redisCommand, startRedisCluster, until, type RedisCluster } from './support/redis-servers.js';
+import { redisCommand, startRedisCluster, until, type RedisCluster, haveRedisBinaries } from './support/redis-servers.js';
+import { sleep } from '../tools/kit/async.js';
 import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
 import { EMPTY_LIVE_STATE } from '../src/sessions/live-state.js';
 
 const backends = await availableBackends();
-const hasRedisBinaries = (() => {
-  try {
-    execFileSync('redis-server', ['--version']);
-    execFileSync('redis-cli', ['--version']);
-    return true;
-  } catch {
-    if (process.env.REQUIRE_SERVICES === '1') throw new Error('redis-server and redis-cli are required (REQUIRE_SERVICES=1)');
-    return false;
-  }
-})();
+const hasRedisBinaries = haveRedisBinaries('redis-server', 'redis-cli');
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
 /** The uuid inside a Session global id: what the channel is named after. */
 const uuidOf = (globalId: string) =>

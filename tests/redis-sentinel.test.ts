@@ -4,28 +4,19 @@
  * webhook burst. The Sentinels promote the replica, both processes follow it, and everything converges: every
  * subscriber on the database's latest version, each version exactly once, no webhook answered 200 lost.
  */
-import { execFileSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { availableBackends, dropSchema, uniqueName } from '../tools/kit/backends.js';
 import { sseClient, wsClient } from '../tools/kit/clients.js';
 import { attemptsHistogram, databaseProblems, waitForConvergence, FlippingRoom, percentile, RecordingWatch } from './support/failover.js';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
-import { startRedisSentinel, until, type RedisSentinelSetup } from './support/redis-servers.js';
+import { startRedisSentinel, until, type RedisSentinelSetup, haveRedisBinaries } from './support/redis-servers.js';
+import { sleep } from '../tools/kit/async.js';
 import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
 
 const backends = await availableBackends();
-const hasRedisServer = (() => {
-  try {
-    execFileSync('redis-server', ['--version']);
-    return true;
-  } catch {
-    if (process.env.REQUIRE_SERVICES === '1') throw new Error('redis-server is required (REQUIRE_SERVICES=1)');
-    return false;
-  }
-})();
+const hasRedisServer = haveRedisBinaries('redis-server');
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
 
 describe.skipIf(!backends.postgres || !hasRedisServer)('Redis Sentinel (master + replica + 3 sentinels, two service processes)', () => {

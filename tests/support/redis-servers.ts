@@ -3,7 +3,7 @@
  * free loopback ports in a temporary folder, and always tears down: a Cluster (3 masters + 3 replicas)
  * and a Sentinel-managed master with one replica and three Sentinels.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -258,5 +258,16 @@ export async function startRedisSentinel(masterName = 'lkss'): Promise<RedisSent
     await Promise.all(servers.map(kill));
     await rm(dir, { recursive: true, force: true });
     throw err;
+  }
+}
+
+/** Whether this machine has the Redis binaries these tests start (under REQUIRE_SERVICES=1 their absence fails the run). */
+export function haveRedisBinaries(...names: string[]): boolean {
+  try {
+    for (const name of names) execFileSync(name, ['--version']);
+    return true;
+  } catch {
+    if (process.env.REQUIRE_SERVICES === '1') throw new Error(`${names.join(' and ')} required (REQUIRE_SERVICES=1)`);
+    return false;
   }
 }
