@@ -1,3 +1,4 @@
+import { createSessionCache } from './sessions/session-cache.js';
 import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -83,6 +84,7 @@ export async function createApp(
       maxBodyBytes: config.livekit.maxBodyBytes,
       bodyTimeoutMs: config.livekit.bodyTimeoutSeconds * 1000,
       autoCreate: config.sessionAutoCreate,
+      sessionCache: createSessionCache(SESSION_CACHE_ROOMS),
     },
     readiness: async () => {
       try {
@@ -281,6 +283,8 @@ function errorText(err: unknown): string {
 
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 const DEV_TOKEN_HOURS = 12;
+/** Session rows kept for the webhook fast path (each a few KiB at most; LRU). */
+const SESSION_CACHE_ROOMS = 10_000;
 /** Not at the very start: let the service settle (migrations, first webhooks) first. */
 const PRUNE_FIRST_DELAY_MS = 5_000;
 

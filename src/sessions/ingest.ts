@@ -1,9 +1,19 @@
 import type { SessionChange } from './change.js';
-import { applyLiveEvent, sameView, type LiveEvent } from './live-state.js';
-import { createSession, lockSession, recordEvent, recordLiveChange, saveLiveState, type EventRecord } from './repo.js';
+import type { LiveEvent } from './live-state.js';
+import {
+  createSession,
+  readSession,
+  recordEvent,
+  recordEventUnchanged,
+  recordEventWithoutSession,
+  writeSession,
+  type EventRecord,
+  type SessionRead,
+} from './repo.js';
+import { NO_SESSION_CACHE, type SessionCache } from './session-cache.js';
 import { STATUS_EVENTS, type RoomInstance, type SessionStatus } from './status.js';
-import type { Db, SessionRow, Tx } from './tables.js';
-import { applyStatusEvent } from './transition.js';
+import type { Db } from './tables.js';
+import { changeOf, planChange, type SessionEvent } from './transition.js';
 
 /** A verified LiveKit webhook event, reduced to what the service uses. */
 export type IncomingEvent = {
@@ -31,15 +41,20 @@ export type IngestResult = {
   committed?: { change: SessionChange; changeId: string };
 };
 
-class DuplicateEvent extends Error {}
+/** Optimistic tries (the cached or a fresh read, then one more fresh read) before the row lock is taken. */
+const OPTIMISTIC_ATTEMPTS = 2;
 
 /**
- * Applies one verified webhook event in one transaction: the event is recorded exactly once
- * (its id is the primary key), and a status or live-state change, its version bump and its change
- * record commit together with it, or nothing does.
+ * Applies one verified webhook event: the event is recorded exactly once (its id is the primary key), and a
+ * status or live-state change, its version bump and its change record commit together with it, or nothing does.
+ *
+ * The fast path holds no transaction: the session row is taken from `cache` or read, the pure rule plans the
+ * write, and one statement applies it only if the row is still the version read and the event is new
+ * (`writeSession`, `recordEventUnchanged` in repo.ts). When the row changed in between, the event is planned
+ * again on a fresh read; after `OPTIMISTIC_ATTEMPTS` the row lock is taken, under which the write cannot conflict.
  */
-export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { autoCreate: boolean }): Promise<IngestResult> {
-  const base = { eventType: event.type, roomName: event.roomName };
+export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { autoCreate: boolean; cache?: SessionCache }): Promise<IngestResult> {
+  const cache = opts.cache ?? NO_SESSION_CACHE;
   const record: EventRecord = {
     id: event.id,
     type: event.type,
@@ -48,55 +63,75 @@ export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { au
     createdAt: event.createdAt,
     ...event.detail,
   };
-  const nothing = { sessionId: null, oldStatus: null, newStatus: null };
   const isStatusEvent = STATUS_EVENTS.has(event.type) && event.roomName !== null && event.room !== null;
   const isLiveEvent = !isStatusEvent && event.live != null && event.roomName !== null;
 
   if (!isStatusEvent && !isLiveEvent) {
     const inserted = await recordEvent(db, record, 'event_logged', null);
-    return { ...base, action: inserted ? 'event_logged' : 'duplicate', ...nothing };
+    return { ...baseOf(event), action: inserted ? 'event_logged' : 'duplicate', ...NOTHING };
   }
 
-  try {
-    return await db.transaction().execute(async (trx) => {
-      const session = await lockOrCreate(trx, event.roomName!, opts.autoCreate);
-      if (!session) {
-        if (!(await recordEvent(trx, record, 'session_not_found', null))) throw new DuplicateEvent();
-        return { ...base, action: 'session_not_found' as const, ...nothing };
-      }
-      // The live state changes under the same row lock (a finished instance also ends its participants and egresses).
-      const liveNext = event.live ? applyLiveEvent(session.live_state, event.live) : session.live_state;
-      const liveSeen = liveNext !== session.live_state && !sameView(session.live_state, liveNext);
-      const withLive = liveNext !== session.live_state ? await saveLiveState(trx, session.id, liveNext) : session;
-      const result = { ...base, sessionId: session.id, oldStatus: session.status };
+  const roomName = event.roomName!;
+  const sessionEvent: SessionEvent = {
+    status: isStatusEvent ? { kind: event.type as 'room_started' | 'room_finished', room: event.room! } : null,
+    live: event.live ?? null,
+  };
+  const attempt = async (conn: Db, read: SessionRead | undefined) => {
+    const result = await applyToRead(conn, read, event, sessionEvent, record);
+    if (result && read && result.written) cache.set(roomName, { row: result.written.row, xmin: result.written.xmin });
+    return result?.result;
+  };
 
-      if (!isStatusEvent) {
-        const action: IngestAction = liveSeen ? 'live_updated' : 'no_change';
-        if (!(await recordEvent(trx, record, action, session.id))) throw new DuplicateEvent();
-        if (!liveSeen) return { ...result, action, newStatus: session.status };
-        const { change, changeId } = await recordLiveChange(trx, withLive, { liveState: liveNext, eventType: event.type });
-        return { ...result, action, newStatus: session.status, committed: { change, changeId } };
-      }
-
-      const statusEvent = { kind: event.type as 'room_started' | 'room_finished', room: event.room! };
-      const transition = await applyStatusEvent(trx, withLive, statusEvent, { eventType: event.type, at: event.createdAt ?? new Date() });
-      // A status event answers with what it did to the status (issue 4's contract), whatever it did to the live state.
-      if (!(await recordEvent(trx, record, transition.action, session.id))) throw new DuplicateEvent();
-      if (transition.committed || !liveSeen) return { ...result, action: transition.action, newStatus: transition.newStatus, committed: transition.committed };
-      const { change, changeId } = await recordLiveChange(trx, withLive, { liveState: liveNext, eventType: event.type });
-      return { ...result, action: transition.action, newStatus: transition.newStatus, committed: { change, changeId } };
-    });
-  } catch (err) {
-    if (err instanceof DuplicateEvent) return { ...base, action: 'duplicate', ...nothing };
-    throw err;
+  for (let i = 0; i < OPTIMISTIC_ATTEMPTS; i++) {
+    const read = (i === 0 ? cache.get(roomName) : undefined) ?? (await readOrCreate(db, roomName, opts.autoCreate, false));
+    const result = await attempt(db, read);
+    if (result) return result;
+    cache.delete(roomName);
   }
+  // Still contended (events of one room arriving together): under the row lock the same write cannot conflict.
+  return db.transaction().execute(async (trx) => {
+    const result = await attempt(trx, await readOrCreate(trx, roomName, opts.autoCreate, true));
+    if (!result) throw new Error(`webhook ${event.id}: write conflict on room ${roomName} under its row lock`);
+    return result;
+  });
 }
 
-async function lockOrCreate(trx: Tx, roomName: string, autoCreate: boolean): Promise<SessionRow | undefined> {
-  const found = await lockSession(trx, { roomName });
+const NOTHING = { sessionId: null, oldStatus: null, newStatus: null };
+const baseOf = (event: IncomingEvent) => ({ eventType: event.type, roomName: event.roomName });
+
+/** One try: plan against `read` and write if it is still current. Undefined: it was not (plan again). */
+async function applyToRead(
+  db: Db,
+  read: SessionRead | undefined,
+  event: IncomingEvent,
+  sessionEvent: SessionEvent,
+  record: EventRecord,
+): Promise<{ result: IngestResult; written?: SessionRead } | undefined> {
+  const base = baseOf(event);
+  if (!read) {
+    const write = await recordEventWithoutSession(db, record, 'session_not_found');
+    if (write.kind === 'conflict') return undefined;
+    return { result: { ...base, action: write.kind === 'duplicate' ? 'duplicate' : 'session_not_found', ...NOTHING } };
+  }
+  const session = read.row;
+  const now = new Date();
+  const plan = planChange(session, sessionEvent, { eventType: event.type, at: event.createdAt ?? now, now });
+  const write = plan.next
+    ? await writeSession(db, read, plan.next, { visible: plan.visible, eventType: event.type }, { record, outcome: plan.action })
+    : await recordEventUnchanged(db, read, record, plan.action);
+  if (write.kind === 'conflict') return undefined;
+  if (write.kind === 'duplicate') return { result: { ...base, action: 'duplicate', ...NOTHING } };
+  const result: IngestResult = { ...base, action: plan.action, sessionId: session.id, oldStatus: session.status, newStatus: plan.newStatus };
+  if (!plan.next) return { result };
+  if (plan.visible) result.committed = { change: changeOf(session, plan.next, event.type), changeId: write.changeId! };
+  return { result, written: { row: plan.next, xmin: write.xmin! } };
+}
+
+async function readOrCreate(db: Db, roomName: string, autoCreate: boolean, lock: boolean): Promise<SessionRead | undefined> {
+  const found = await readSession(db, { roomName }, { lock });
   // An event that overtook its room_started creates the session too (with auto-create on),
   // so the outcome does not depend on arrival order.
   if (found || !autoCreate) return found;
-  await createSession(trx, { roomName, title: null });
-  return lockSession(trx, { roomName });
+  await createSession(db, { roomName, title: null });
+  return readSession(db, { roomName }, { lock });
 }

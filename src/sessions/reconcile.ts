@@ -1,8 +1,7 @@
-import { applyLiveEvent, liveView, sameView, type LiveEvent, type LiveParticipant } from './live-state.js';
-import { findNotLiveByRoomNames, listLiveSessions, lockSession, recordLiveChange, saveLiveState, withReconcileLock } from './repo.js';
-import type { StatusEvent } from './status.js';
+import { liveView, type LiveEvent, type LiveParticipant } from './live-state.js';
+import { findNotLiveByRoomNames, listLiveSessions, readSession, withReconcileLock, writeSession } from './repo.js';
 import type { Db, SessionRow } from './tables.js';
-import { applyStatusEvent, type CommittedChange } from './transition.js';
+import { changeOf, planChange, type CommittedChange, type SessionEvent } from './transition.js';
 
 /** A room as LiveKit's RoomService lists it (`numParticipants`: LiveKit's own count, when it gave one). */
 export type ListedRoom = { name: string; sid: string; createdMs: number; numParticipants?: number };
@@ -53,45 +52,35 @@ export async function reconcileSessions(
     const repairs: Repair[] = [];
     for (const session of liveBefore) {
       if (listed.has(session.room_name) || session.room_sid === null || (session.room_created_ms ?? 0) >= askedAt) continue;
-      const repair = await applyRepair(conn, session.id, { kind: 'room_finished', room: { sid: session.room_sid, createdMs: session.room_created_ms ?? 0 } });
+      const finished = { kind: 'room_finished' as const, room: { sid: session.room_sid, createdMs: session.room_created_ms ?? 0 } };
+      const repair = await applyRepair(conn, session.id, { status: finished, live: finished });
       if (repair) repairs.push(repair);
     }
     for (const { id, room_name } of await findNotLiveByRoomNames(conn, [...listed.keys()])) {
       const room = listed.get(room_name)!;
-      const repair = await applyRepair(conn, id, { kind: 'room_started', room: { sid: room.sid, createdMs: room.createdMs } });
+      const started = { kind: 'room_started' as const, room: { sid: room.sid, createdMs: room.createdMs } };
+      const repair = await applyRepair(conn, id, { status: started, live: started });
       if (repair) repairs.push(repair);
     }
     for (const { session, event } of participantLists) {
-      const repair = await applyLiveRepair(conn, session.id, event);
+      const repair = await applyRepair(conn, session.id, { status: null, live: event });
       if (repair) repairs.push(repair);
     }
     return repairs;
   });
 }
 
-function applyRepair(db: Db, sessionId: string, event: StatusEvent): Promise<Repair | undefined> {
+/** Applies a repair under the row lock, through the same plan and write as a webhook (a status repair also ends its participants and egresses). */
+function applyRepair(db: Db, sessionId: string, event: SessionEvent): Promise<Repair | undefined> {
   return db.transaction().execute(async (trx) => {
-    const session = await lockSession(trx, { id: sessionId });
-    if (!session) return undefined;
-    // A stopped room also ends its participants and egresses, as its room_finished webhook would.
-    const live = applyLiveEvent(session.live_state, event);
-    const withLive = live !== session.live_state ? await saveLiveState(trx, session.id, live) : session;
-    const transition = await applyStatusEvent(trx, withLive, event, { eventType: 'reconcile', at: new Date() });
-    if (transition.committed || sameView(session.live_state, live)) return transition.committed;
-    return recordLiveChange(trx, withLive, { liveState: live, eventType: 'reconcile' });
-  });
-}
-
-/** Applies LiveKit's participant list under the row lock; a change clients can see gets a version like any other. */
-function applyLiveRepair(db: Db, sessionId: string, event: LiveEvent): Promise<Repair | undefined> {
-  return db.transaction().execute(async (trx) => {
-    const session = await lockSession(trx, { id: sessionId });
-    if (!session) return undefined;
-    const live = applyLiveEvent(session.live_state, event);
-    if (live === session.live_state) return undefined;
-    if (sameView(session.live_state, live)) return void (await saveLiveState(trx, session.id, live));
-    const { change, changeId } = await recordLiveChange(trx, session, { liveState: live, eventType: 'reconcile' });
-    return { change, changeId };
+    const read = await readSession(trx, { id: sessionId }, { lock: true });
+    if (!read) return undefined;
+    const now = new Date();
+    const plan = planChange(read.row, event, { eventType: 'reconcile', at: now, now });
+    if (!plan.next) return undefined;
+    const write = await writeSession(trx, read, plan.next, { visible: plan.visible, eventType: 'reconcile' }, null);
+    if (write.kind !== 'applied') throw new Error(`reconcile: session ${sessionId} changed under its row lock`);
+    return plan.visible ? { change: changeOf(read.row, plan.next, 'reconcile'), changeId: write.changeId! } : undefined;
   });
 }
 

@@ -1,7 +1,6 @@
-import { sql } from 'kysely';
+import { CompiledQuery, sql } from 'kysely';
 import { changeFromRow, snapshotToJson, type SessionChange } from './change.js';
-import type { LiveState } from './live-state.js';
-import type { RoomInstance, SessionStatus } from './status.js';
+import type { SessionStatus } from './status.js';
 import type { Db, SessionRow, Tx } from './tables.js';
 
 /*
@@ -17,10 +16,20 @@ export function findByRoomName(db: Db, roomName: string): Promise<SessionRow | u
   return db.selectFrom('sessions').selectAll().where('room_name', '=', roomName).executeTakeFirst();
 }
 
-/** Reads and row-locks a session until the transaction ends: every status change starts here. */
-export function lockSession(trx: Tx, by: { id: string } | { roomName: string }): Promise<SessionRow | undefined> {
-  const q = trx.selectFrom('sessions').selectAll();
-  return ('id' in by ? q.where('id', '=', by.id) : q.where('room_name', '=', by.roomName)).forUpdate().executeTakeFirst();
+/** A session row and its row version (Postgres' `xmin`, new with every committed write): a write made against it applies only if nobody wrote the row since. */
+export type SessionRead = { row: SessionRow; xmin: string };
+
+/** Reads a session with its row version; `lock` row-locks it until the caller's transaction ends (only inside one). */
+export async function readSession(db: Db, by: { id: string } | { roomName: string }, opts: { lock?: boolean } = {}): Promise<SessionRead | undefined> {
+  let q = db
+    .selectFrom('sessions')
+    .selectAll()
+    .select(sql<string>`xmin::text`.as('xmin'));
+  q = 'id' in by ? q.where('id', '=', by.id) : q.where('room_name', '=', by.roomName);
+  const found = await (opts.lock ? q.forUpdate() : q).executeTakeFirst();
+  if (!found) return undefined;
+  const { xmin, ...row } = found;
+  return { row, xmin };
 }
 
 export function listLiveSessions(db: Db): Promise<SessionRow[]> {
@@ -145,41 +154,6 @@ export function listSessions(db: Db, args: ListSessionsArgs): Promise<SessionRow
     .execute();
 }
 
-/**
- * Moves a session to a status (and room instance) inside the caller's transaction, bumping the
- * version and writing the change record that is both history and outbox.
- */
-export async function recordStatusChange(
-  trx: Tx,
-  current: SessionRow,
-  next: { status: SessionStatus; room: RoomInstance; eventType: string; at: Date },
-): Promise<{ session: SessionRow; change: SessionChange; changeId: string }> {
-  const session = await trx
-    .updateTable('sessions')
-    .set({
-      status: next.status,
-      room_sid: next.room.sid,
-      room_created_ms: next.room.createdMs,
-      version: current.version + 1,
-      started_at: next.status === 'LIVE' ? next.at : current.started_at,
-      stopped_at: next.status === 'STOPPED' ? next.at : null,
-      updated_at: sql<Date>`now()`,
-    })
-    .where('id', '=', current.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  return insertChange(trx, session, current.status, next.eventType);
-}
-
-/** Moves the current room instance without a status change (no version bump). */
-export async function moveRoomInstance(trx: Tx, id: string, room: RoomInstance): Promise<void> {
-  await trx
-    .updateTable('sessions')
-    .set({ room_sid: room.sid, room_created_ms: room.createdMs, updated_at: sql<Date>`now()` })
-    .where('id', '=', id)
-    .execute();
-}
-
 /** Changes of one session with afterVersion < version <= uptoVersion, oldest first. */
 export async function changesBetween(db: Db, sessionId: string, afterVersion: number, uptoVersion?: number): Promise<SessionChange[]> {
   let q = db.selectFrom('session_changes').selectAll().where('session_id', '=', sessionId).where('version', '>', afterVersion);
@@ -216,35 +190,6 @@ export async function claimUnpublishedChanges(trx: Tx, minAgeMs: number, limit: 
 
 // ---- Live state (participants, tracks, egresses, ingresses) and the event timeline -------------------------------
 
-/** Writes the live state inside the caller's transaction without a version bump (a change clients cannot see). */
-export async function saveLiveState(trx: Db, id: string, state: LiveState): Promise<SessionRow> {
-  return trx
-    .updateTable('sessions')
-    .set({ live_state: JSON.stringify(state) })
-    .where('id', '=', id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-}
-
-/**
- * A change of the live state clients can see: version +1 and a change record (history and outbox), like a status
- * change, in the caller's transaction. The status stays, so `previous_status` equals `status`: that is how the
- * status-only stream tells the two apart.
- */
-export async function recordLiveChange(
-  trx: Db,
-  current: SessionRow,
-  next: { liveState: LiveState; eventType: string },
-): Promise<{ session: SessionRow; change: SessionChange; changeId: string }> {
-  const session = await trx
-    .updateTable('sessions')
-    .set({ live_state: JSON.stringify(next.liveState), version: current.version + 1, updated_at: sql<Date>`now()` })
-    .where('id', '=', current.id)
-    .returningAll()
-    .executeTakeFirstOrThrow();
-  return insertChange(trx, session, current.status, next.eventType);
-}
-
 export type SessionEventRow = {
   id: string;
   seq: string;
@@ -280,25 +225,123 @@ export function listSessionEvents(db: Db, sessionId: string, args: ListEventsArg
     .execute();
 }
 
-/** The change record of a new version: history, outbox and the message subscribers get, in one row. */
-async function insertChange(
-  trx: Db,
-  session: SessionRow,
-  previousStatus: SessionRow['status'],
-  eventType: string,
-): Promise<{ session: SessionRow; change: SessionChange; changeId: string }> {
-  const inserted = await trx
-    .insertInto('session_changes')
-    .values({
-      session_id: session.id,
-      version: session.version,
-      status: session.status,
-      previous_status: previousStatus,
-      event_type: eventType,
-      session: JSON.stringify(snapshotToJson(session)),
-      changed_at: session.updated_at,
-    })
-    .returning(sql<string>`id::text`.as('id'))
-    .executeTakeFirstOrThrow();
-  return { session, changeId: inserted.id, change: { session, previousStatus, eventType, changedAt: session.updated_at } };
+// ---- The webhook path's writes: one statement each, conditional on the row version read ------------------------
+//
+// No transaction is held while the rule runs in JavaScript: the row is read (or taken from a cache), the pure rule
+// plans the write, and one statement applies it only if the row is still the version read (`xmin`) and the event is
+// new. Statements are SQL text (no query building per webhook); each is atomic on its own.
+
+/** What a write against a row version did. `conflict`: the row changed since it was read; read it again and re-plan. */
+export type ConditionalWrite = { kind: 'applied'; xmin: string | null; changeId: string | null } | { kind: 'duplicate' } | { kind: 'conflict' };
+
+const EVENT_COLUMNS = 'id, event_type, room_name, room_sid, created_at, outcome, session_id, participant_identity, track_sid, egress_id';
+
+const eventValues = (event: EventRecord, outcome: string) => [
+  event.id,
+  event.type,
+  event.roomName,
+  event.roomSid,
+  event.createdAt,
+  outcome,
+  event.participantIdentity ?? null,
+  event.trackSid ?? null,
+  event.egressId ?? null,
+];
+
+/**
+ * Writes a session's new row, its change record (when `visible`) and the webhook event that caused it (when
+ * given), all or nothing, if the row is still at `read.xmin` and the event is new. Versions, the change
+ * record and the event record come from the caller's plan; the statement only checks and writes.
+ */
+const WRITE_SESSION = `
+with upd as (
+  update sessions set status = $3, room_sid = $4, room_created_ms = $5, version = $6, started_at = $7, stopped_at = $8, updated_at = $9,
+    live_state = $10::jsonb
+  where id = $1 and xmin = $2::xid and not exists (select 1 from webhook_events where id = $11)
+  returning id, xmin::text as xmin
+), change as (
+  insert into session_changes (session_id, version, status, previous_status, event_type, session, changed_at)
+  select id, $6, $3, $12, $13, $14::jsonb, $9 from upd where $15::boolean
+  returning id::text as id
+), event as (
+  insert into webhook_events (${EVENT_COLUMNS})
+  select $11, $16, $17, $18, $19::timestamptz, $20, id, $21, $22, $23 from upd where $11::text is not null
+)
+select (select xmin from upd) as xmin, (select id from change) as change_id, exists (select 1 from upd) as applied,
+  exists (select 1 from webhook_events where id = $11) as duplicate`;
+
+export async function writeSession(
+  db: Db,
+  read: SessionRead,
+  next: SessionRow,
+  change: { visible: boolean; eventType: string },
+  event: { record: EventRecord; outcome: string } | null,
+): Promise<ConditionalWrite> {
+  const [id, type, roomName, roomSid, createdAt, outcome, participant, track, egress] = event ? eventValues(event.record, event.outcome) : [];
+  const snapshot = change.visible ? JSON.stringify(snapshotToJson(next)) : null;
+  const params = [
+    next.id,
+    read.xmin,
+    next.status,
+    next.room_sid,
+    next.room_created_ms,
+    next.version,
+    next.started_at,
+    next.stopped_at,
+    next.updated_at,
+    JSON.stringify(next.live_state),
+    id ?? null,
+    read.row.status,
+    change.eventType,
+    snapshot,
+    change.visible,
+    type ?? null,
+    roomName ?? null,
+    roomSid ?? null,
+    createdAt ?? null,
+    outcome ?? null,
+    participant ?? null,
+    track ?? null,
+    egress ?? null,
+  ];
+  const row = await firstRow<{ xmin: string | null; change_id: string | null; applied: boolean; duplicate: boolean }>(db, WRITE_SESSION, params);
+  if (row.applied) return { kind: 'applied', xmin: row.xmin, changeId: row.change_id };
+  return row.duplicate ? { kind: 'duplicate' } : { kind: 'conflict' };
+}
+
+/** Records an event that changes nothing, if the session is still at `read.xmin` (what it changed nothing of). */
+const RECORD_UNCHANGED = `
+with event as (
+  insert into webhook_events (${EVENT_COLUMNS})
+  select $3, $4, $5, $6, $7::timestamptz, $8, $1, $9, $10, $11 where exists (select 1 from sessions where id = $1 and xmin = $2::xid)
+  on conflict (id) do nothing
+  returning 1
+)
+select exists (select 1 from event) as applied, exists (select 1 from sessions where id = $1 and xmin = $2::xid) as current`;
+
+export async function recordEventUnchanged(db: Db, read: SessionRead, event: EventRecord, outcome: string): Promise<ConditionalWrite> {
+  const row = await firstRow<{ applied: boolean; current: boolean }>(db, RECORD_UNCHANGED, [read.row.id, read.xmin, ...eventValues(event, outcome)]);
+  if (row.applied) return { kind: 'applied', xmin: read.xmin, changeId: null };
+  return row.current ? { kind: 'duplicate' } : { kind: 'conflict' };
+}
+
+/** Records an event for a room without a session, if there still is none. */
+const RECORD_NO_SESSION = `
+with event as (
+  insert into webhook_events (${EVENT_COLUMNS})
+  select $1, $2, $3, $4, $5::timestamptz, $6, null::uuid, $7, $8, $9 where not exists (select 1 from sessions where room_name = $3)
+  on conflict (id) do nothing
+  returning 1
+)
+select exists (select 1 from event) as applied, exists (select 1 from sessions where room_name = $3) as found`;
+
+export async function recordEventWithoutSession(db: Db, event: EventRecord, outcome: string): Promise<ConditionalWrite> {
+  const row = await firstRow<{ applied: boolean; found: boolean }>(db, RECORD_NO_SESSION, eventValues(event, outcome));
+  if (row.applied) return { kind: 'applied', xmin: null, changeId: null };
+  return row.found ? { kind: 'conflict' } : { kind: 'duplicate' };
+}
+
+async function firstRow<R>(db: Db, text: string, params: readonly unknown[]): Promise<R> {
+  const { rows } = await db.executeQuery<R>(CompiledQuery.raw(text, [...params]));
+  return rows[0]!;
 }
