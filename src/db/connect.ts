@@ -1,10 +1,11 @@
 import { mkdirSync } from 'node:fs';
-import { Kysely, PostgresDialect, sql } from 'kysely';
+import { Kysely, PostgresDialect, sql, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { lockDataDir } from './pglite-lock.js';
+import { preparedName } from '../sessions/prepared.js';
 import type { Database, Db } from './types.js';
 
 export type { Db };
@@ -32,7 +33,7 @@ export async function connectDatabase(config: Config['database'], logger: Logger
     // A checked-out client (mid-query or mid-transaction) that loses its connection emits 'error' with no
     // listener of pg-pool's attached: unhandled, that crashes the process. Its query fails and the caller answers.
     pool.on('connect', (client) => client.on('error', (err) => logger.debug({ err: err.message }, 'postgres connection lost')));
-    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: preparingPool(pool) }) });
     const url = new URL(config.url);
     return {
       db,
@@ -53,6 +54,22 @@ export async function connectDatabase(config: Config['database'], logger: Logger
     unlock();
     throw err;
   }
+}
+
+/** The pool Kysely uses, sending the registered statements (`prepared.ts`) as named prepared statements. */
+function preparingPool(pool: pg.Pool): PostgresPool {
+  return {
+    async connect() {
+      const client = await pool.connect();
+      const query = (sqlOrCursor: unknown, values?: readonly unknown[]) => {
+        const name = typeof sqlOrCursor === 'string' ? preparedName(sqlOrCursor) : undefined;
+        if (name === undefined) return client.query(sqlOrCursor as string, values as unknown[]);
+        return client.query({ name, text: sqlOrCursor as string, values: values as unknown[] });
+      };
+      return { query, release: (destroy?: boolean) => client.release(destroy) } as unknown as PostgresPoolClient;
+    },
+    end: () => pool.end(),
+  };
 }
 
 async function openPglite(PGlite: typeof import('@electric-sql/pglite').PGlite, dataDir: string | undefined) {

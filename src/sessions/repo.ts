@@ -1,4 +1,5 @@
 import { CompiledQuery, sql } from 'kysely';
+import { prepared } from './prepared.js';
 import { changeFromRow, snapshotToJson, type SessionChange } from './change.js';
 import type { SessionStatus } from './status.js';
 import type { Db, SessionRow, Tx } from './tables.js';
@@ -253,7 +254,9 @@ const eventValues = (event: EventRecord, outcome: string) => [
  * given), all or nothing, if the row is still at `read.xmin` and the event is new. Versions, the change
  * record and the event record come from the caller's plan; the statement only checks and writes.
  */
-const WRITE_SESSION = `
+const WRITE_SESSION = prepared(
+  'lkss_write_session',
+  `
 with upd as (
   update sessions set status = $3, room_sid = $4, room_created_ms = $5, version = $6, started_at = $7, stopped_at = $8, updated_at = $9,
     live_state = $10::jsonb
@@ -268,7 +271,8 @@ with upd as (
   select $11, $16, $17, $18, $19::timestamptz, $20, id, $21, $22, $23 from upd where $11::text is not null
 )
 select (select xmin from upd) as xmin, (select id from change) as change_id, exists (select 1 from upd) as applied,
-  exists (select 1 from webhook_events where id = $11) as duplicate`;
+  exists (select 1 from webhook_events where id = $11) as duplicate`,
+);
 
 export async function writeSession(
   db: Db,
@@ -310,14 +314,17 @@ export async function writeSession(
 }
 
 /** Records an event that changes nothing, if the session is still at `read.xmin` (what it changed nothing of). */
-const RECORD_UNCHANGED = `
+const RECORD_UNCHANGED = prepared(
+  'lkss_record_unchanged',
+  `
 with event as (
   insert into webhook_events (${EVENT_COLUMNS})
   select $3, $4, $5, $6, $7::timestamptz, $8, $1, $9, $10, $11 where exists (select 1 from sessions where id = $1 and xmin = $2::xid)
   on conflict (id) do nothing
   returning 1
 )
-select exists (select 1 from event) as applied, exists (select 1 from sessions where id = $1 and xmin = $2::xid) as current`;
+select exists (select 1 from event) as applied, exists (select 1 from sessions where id = $1 and xmin = $2::xid) as current`,
+);
 
 export async function recordEventUnchanged(db: Db, read: SessionRead, event: EventRecord, outcome: string): Promise<ConditionalWrite> {
   const row = await firstRow<{ applied: boolean; current: boolean }>(db, RECORD_UNCHANGED, [read.row.id, read.xmin, ...eventValues(event, outcome)]);
@@ -326,14 +333,17 @@ export async function recordEventUnchanged(db: Db, read: SessionRead, event: Eve
 }
 
 /** Records an event for a room without a session, if there still is none. */
-const RECORD_NO_SESSION = `
+const RECORD_NO_SESSION = prepared(
+  'lkss_record_no_session',
+  `
 with event as (
   insert into webhook_events (${EVENT_COLUMNS})
   select $1, $2, $3, $4, $5::timestamptz, $6, null::uuid, $7, $8, $9 where not exists (select 1 from sessions where room_name = $3)
   on conflict (id) do nothing
   returning 1
 )
-select exists (select 1 from event) as applied, exists (select 1 from sessions where room_name = $3) as found`;
+select exists (select 1 from event) as applied, exists (select 1 from sessions where room_name = $3) as found`,
+);
 
 export async function recordEventWithoutSession(db: Db, event: EventRecord, outcome: string): Promise<ConditionalWrite> {
   const row = await firstRow<{ applied: boolean; found: boolean }>(db, RECORD_NO_SESSION, eventValues(event, outcome));

@@ -4,7 +4,7 @@
 -- reads the row before its first webhook anyway (a cache miss: the worst case, every other webhook), and the second
 -- webhook uses the version the first one returned (a cache hit). The outbox marks published changes in batches
 -- (every 100 ms): modelled as one UPDATE per 50 webhooks. One run of the script is two webhooks on one room
--- (room_started, then room_finished). Run with -M extended (pg's protocol) and -D rooms=N.
+-- (room_started, then room_finished). Run with -M prepared (the service prepares these statements) and -D rooms=N.
 -- Values are built in SQL, never inside a quoted literal (pgbench substitutes :name inside literals too).
 \set r random(0, :rooms - 1)
 \set e random(1, 1000000000000)
@@ -13,7 +13,7 @@ SELECT id AS sid, xmin::text AS x, version AS v, status AS st, seq AS q FROM ses
 WITH upd AS (
   UPDATE sessions SET status = 'LIVE', room_sid = 'RM_' || :e, room_created_ms = :e, version = :v + 1, started_at = now(), stopped_at = NULL,
     updated_at = now(),
-    live_state = jsonb_build_object('instances', jsonb_build_array(jsonb_build_object('sid', 'RM_' || :e, 'createdMs', :e, 'finished', false,
+    live_state = jsonb_build_object('instances', jsonb_build_array(jsonb_build_object('sid', 'RM_' || :e, 'createdMs', :e::bigint, 'finished', false,
       'participants', jsonb_build_array(), 'leftParticipants', jsonb_build_array(), 'tracks', jsonb_build_array(), 'unpublishedTracks', jsonb_build_array(),
       'egresses', jsonb_build_array(), 'ingresses', jsonb_build_array())), 'staleSids', jsonb_build_array())
   WHERE id = :sid AND xmin = :x::xid AND NOT EXISTS (SELECT 1 FROM webhook_events WHERE id = 'EV_' || :client_id || '_' || :e || 's')
@@ -21,8 +21,8 @@ WITH upd AS (
 ), change AS (
   INSERT INTO session_changes (session_id, version, status, previous_status, event_type, session, changed_at)
   SELECT id, :v + 1, 'LIVE', :st, 'room_started',
-    jsonb_build_object('id', id, 'seq', :q, 'room_name', 'bench-room-' || :r, 'title', NULL, 'status', 'LIVE', 'room_sid', 'RM_' || :e,
-      'room_created_ms', :e, 'version', :v + 1, 'started_at', now(), 'stopped_at', NULL, 'created_at', now(), 'updated_at', now(), 'live_state', live_state),
+    jsonb_build_object('id', id, 'seq', :q::int, 'room_name', 'bench-room-' || :r, 'title', NULL, 'status', 'LIVE', 'room_sid', 'RM_' || :e,
+      'room_created_ms', :e::bigint, 'version', :v + 1, 'started_at', now(), 'stopped_at', NULL, 'created_at', now(), 'updated_at', now(), 'live_state', live_state),
     now() FROM upd
   RETURNING id::text AS id
 ), event AS (
@@ -39,8 +39,8 @@ WITH upd AS (
 ), change AS (
   INSERT INTO session_changes (session_id, version, status, previous_status, event_type, session, changed_at)
   SELECT id, :v + 2, 'STOPPED', 'LIVE', 'room_finished',
-    jsonb_build_object('id', id, 'seq', :q, 'room_name', 'bench-room-' || :r, 'title', NULL, 'status', 'STOPPED', 'room_sid', 'RM_' || :e,
-      'room_created_ms', :e, 'version', :v + 2, 'started_at', started_at, 'stopped_at', now(), 'created_at', now(), 'updated_at', now(), 'live_state', live_state),
+    jsonb_build_object('id', id, 'seq', :q::int, 'room_name', 'bench-room-' || :r, 'title', NULL, 'status', 'STOPPED', 'room_sid', 'RM_' || :e,
+      'room_created_ms', :e::bigint, 'version', :v + 2, 'started_at', started_at, 'stopped_at', now(), 'created_at', now(), 'updated_at', now(), 'live_state', live_state),
     now() FROM upd
   RETURNING id::text AS id
 ), event AS (
