@@ -1,0 +1,150 @@
+/**
+ * Issue 11 (the webhook fast path): a webhook is one statement, applied only if the session row is still the version
+ * the process read or cached (src/sessions/ingest.ts). These tests make those versions stale on purpose: two service
+ * processes write the same rooms, every event of a room is sent at once, retries go to the other process. Whatever
+ * the interleaving, what must hold is checked on the database itself:
+ * - every event is stored exactly once, with the outcome its answer announced, and of the copies of one event
+ *   exactly one answer is not `duplicate`;
+ * - each session's change history is whole: a session at version v has exactly the changes 2..v, each the row as
+ *   of its version;
+ * - the final live state is the one LiveKit's order gives (the pure rule folded in order), the final status that of
+ *   the newest room instance, and the last change carries the final state.
+ */
+import fc from 'fast-check';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyLiveEvent, EMPTY_LIVE_STATE, liveView, type LiveState } from '../src/sessions/live-state.js';
+import { mapLimit } from '../tools/kit/async.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../tools/kit/backends.js';
+import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody, type RoomInstance } from '../tools/kit/livekit-emulator.js';
+import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
+import { modelEvents, roomArb, toLiveEvent, type ModelEvent } from './support/live-model.js';
+
+const backends = await availableBackends();
+
+type Sent = { id: string; type: string; room: string; action: string };
+
+describe.skipIf(!(backends.postgres && backends.redis))('webhook fast path under stale row versions (two processes)', () => {
+  const schema = uniqueName('wpath');
+  let a: ServiceProcess | undefined;
+  let b: ServiceProcess | undefined;
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    const env = { SESSION_AUTO_CREATE: 'true' };
+    a = await startServiceProcess({ schema, prefix: `${schema}:`, env });
+    b = await startServiceProcess({ schema, prefix: `${schema}:`, env });
+    client = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema}` });
+    await client.connect();
+  }, 90_000);
+  afterAll(async () => {
+    await client?.end();
+    const codes = await Promise.all([a?.stop(), b?.stop()]);
+    await dropSchema(schema).catch(() => {});
+    expect(codes).toEqual([0, 0]);
+  }, 60_000);
+
+  /** Posts one signed body to A or B; the answer's action is kept. */
+  async function post(to: ServiceProcess, s: { id: string; type: string; room: string; body: string; token: string }): Promise<Sent> {
+    const res = await postWebhook(to.url, s.body, s.token);
+    expect(res.status, res.text).toBe(200);
+    return { id: s.id, type: s.type, room: s.room, action: res.json.results.action as string };
+  }
+
+  /** The database's own account of the rooms: what must hold whatever the interleaving. */
+  async function checkStored(sent: Sent[], rooms: string[]) {
+    const { rows: events } = await client.query<{ id: string; outcome: string }>('select id, outcome from webhook_events where room_name = any($1)', [rooms]);
+    const stored = new Map(events.map((e) => [e.id, e.outcome]));
+    const ids = new Set(sent.map((s) => s.id));
+    expect(events.length, 'each event stored once, nothing else').toBe(ids.size);
+    for (const id of ids) {
+      const answers = sent.filter((s) => s.id === id).map((s) => s.action);
+      const storing = answers.filter((a) => a !== 'duplicate');
+      expect(storing, `event ${id}: exactly one copy stored it (answers ${answers.join(', ')})`).toHaveLength(1);
+      expect(stored.get(id), `event ${id}: stored with the outcome its answer announced`).toBe(storing[0]);
+    }
+    const { rows: sessions } = await client.query<{ id: string; room_name: string; version: number; status: string; live_state: LiveState }>(
+      'select id, room_name, version, status, live_state from sessions where room_name = any($1)',
+      [rooms],
+    );
+    for (const s of sessions) {
+      const { rows: changes } = await client.query<{ version: number; snapshot_version: number; live_state: LiveState }>(
+        `select version, (session->>'version')::int as snapshot_version, session->'live_state' as live_state from session_changes where session_id = $1 order by version`,
+        [s.id],
+      );
+      expect(
+        changes.map((c) => c.version),
+        `${s.room_name}: changes 2..${s.version}`,
+      ).toEqual(Array.from({ length: s.version - 1 }, (_, i) => i + 2));
+      for (const c of changes) expect(c.snapshot_version).toBe(c.version);
+      if (changes.length > 0)
+        expect(liveView(changes.at(-1)!.live_state), `${s.room_name}: the last change carries the final state`).toEqual(liveView(s.live_state));
+    }
+    return new Map(sessions.map((s) => [s.room_name, s]));
+  }
+
+  it('random lifecycles, every event of a room at once over both processes, retries to the other one', { timeout: 240_000 }, async () => {
+    const models = fc.sample(roomArb, { numRuns: 12, seed: 11 });
+    const tag = Math.random().toString(36).slice(2, 8);
+    const baseMs = Date.now() - 60_000;
+    const rooms = models.map((model, r) => ({ name: `wpath-${tag}-${r}`, ...modelEvents(model, `wpath-${tag}-${r}`, `W${tag}r${r}`, baseMs) }));
+    const signed = await Promise.all(
+      rooms.flatMap((room, r) =>
+        room.events.map(async (e: ModelEvent, i) => {
+          const id = `EV_W${tag}r${r}n${i}`;
+          const body = encodeEvent(buildEvent(e.type, room.instances[e.instance]!, { ...e.opts, id }));
+          return { id, type: e.type, room: room.name, body, token: await signBody(body) };
+        }),
+      ),
+    );
+    // Each event to A or B; every fourth again to the other one (a retry LiveKit sent elsewhere), all in flight together.
+    const sends = signed.flatMap((s, i) => {
+      const first = Math.random() < 0.5 ? a! : b!;
+      const other = first === a ? b! : a!;
+      return i % 4 === 0
+        ? [
+            { to: first, s },
+            { to: other, s },
+          ]
+        : [{ to: first, s }];
+    });
+    for (let i = sends.length - 1; i > 0; i--) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [sends[i], sends[j]] = [sends[j]!, sends[i]!];
+    }
+    const sent = await mapLimit(sends, 24, ({ to, s }) => post(to, s));
+
+    const sessions = await checkStored(
+      sent,
+      rooms.map((r) => r.name),
+    );
+    for (const room of rooms) {
+      const session = sessions.get(room.name)!;
+      const expected = liveView(room.events.map((e) => toLiveEvent(e, room.instances)).reduce(applyLiveEvent, EMPTY_LIVE_STATE));
+      expect(liveView(session.live_state), `${room.name}: the live state of LiveKit's order`).toEqual(expected);
+      const newest = room.instances.reduce((x: RoomInstance, y) => (y.createdMs > x.createdMs || (y.createdMs === x.createdMs && y.sid > x.sid) ? y : x));
+      const finished = room.events.some((e) => e.type === 'room_finished' && room.instances[e.instance] === newest);
+      expect(session.status, `${room.name}: the status of its newest instance`).toBe(finished ? 'STOPPED' : 'LIVE');
+    }
+    console.info(`write path: ${sent.length} requests, ${sent.filter((s) => s.action === 'duplicate').length} duplicates over ${rooms.length} rooms`);
+  });
+
+  it('forty joins of one room at once, half through each process: every one counted, one version each', { timeout: 120_000 }, async () => {
+    const room = newRoomInstance(`wpath-hot-${Math.random().toString(36).slice(2, 8)}`);
+    const sign = async (type: string, opts: Parameters<typeof buildEvent>[2] = {}) => {
+      const body = encodeEvent(buildEvent(type, room, opts));
+      return { id: JSON.parse(body).id as string, type, room: room.name, body, token: await signBody(body) };
+    };
+    const started = await post(a!, await sign('room_started'));
+    expect(started.action).toBe('status_updated');
+    const joins = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => sign('participant_joined', { participant: { sid: `PA_hot${i}`, identity: `p${i}` } })),
+    );
+    const sent = await Promise.all(joins.map((s, i) => post(i % 2 === 0 ? a! : b!, s)));
+    expect(sent.map((s) => s.action)).toEqual(joins.map(() => 'live_updated'));
+
+    const session = (await checkStored([started, ...sent], [room.name])).get(room.name)!;
+    expect(session.version).toBe(2 + 40);
+    expect(liveView(session.live_state).participantCount).toBe(40);
+  });
+});
