@@ -7,23 +7,23 @@
  *
  *   npx tsx tools/bench/live-events.ts [--rooms 20] [--per-room 40] [--present 25] [--concurrency 8]
  */
-import { parseArgs } from 'node:util';
 import { mapLimit } from '../kit/async.js';
 import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody, type RoomInstance } from '../kit/livekit-emulator.js';
-import { BENCH_CREDENTIALS, cleanupAll, cpuBetween, cpuSnapshot, ms, newNamespace, percentiles, requireBackends, round, startService } from './common.js';
+import {
+  BENCH_CREDENTIALS,
+  cpuBetween,
+  cpuSnapshot,
+  ms,
+  newNamespace,
+  percentiles,
+  round,
+  startService,
+  type BenchResult,
+  type ServiceOptions,
+} from './common.js';
 
-const { values: args } = parseArgs({
-  options: {
-    rooms: { type: 'string', default: '20' },
-    'per-room': { type: 'string', default: '40' },
-    present: { type: 'string', default: '25' },
-    concurrency: { type: 'string', default: '8' },
-  },
-});
-const ROOMS = Number(args.rooms);
-const PER_ROOM = Number(args['per-room']);
-const PRESENT = Number(args.present);
-const CONCURRENCY = Number(args.concurrency);
+export type LiveEventsOptions = { rooms: number; perRoom: number; present: number; concurrency: number; service: ServiceOptions };
+export const LIVE_EVENTS_DEFAULTS = { rooms: 20, perRoom: 40, present: 25, concurrency: 8 };
 
 type Signed = { body: string; auth: string };
 const sign = async (type: string, room: RoomInstance, opts: Parameters<typeof buildEvent>[2] = {}): Promise<Signed> => {
@@ -31,10 +31,24 @@ const sign = async (type: string, room: RoomInstance, opts: Parameters<typeof bu
   return { body, auth: await signBody(body, BENCH_CREDENTIALS) };
 };
 
-async function main() {
-  await requireBackends();
+export async function runLiveEventsBench(opts: LiveEventsOptions): Promise<BenchResult> {
+  const { rooms: ROOMS, perRoom: PER_ROOM, present: PRESENT, concurrency: CONCURRENCY } = opts;
   const ns = newNamespace('live');
-  const service = await startService(ns, { logLevel: 'warn', env: { SESSION_AUTO_CREATE: 'true' } });
+  const service = await startService(ns, { ...opts.service, env: { ...opts.service.env, SESSION_AUTO_CREATE: 'true' } });
+  try {
+    return await measure(service, ROOMS, PER_ROOM, PRESENT, CONCURRENCY);
+  } finally {
+    await service.stop();
+  }
+}
+
+async function measure(
+  service: Awaited<ReturnType<typeof startService>>,
+  ROOMS: number,
+  PER_ROOM: number,
+  PRESENT: number,
+  CONCURRENCY: number,
+): Promise<BenchResult> {
   const base = Date.now() - 3_600_000;
   const rooms = Array.from({ length: ROOMS }, (_, r) => newRoomInstance(`bench-live-${r}`, base));
 
@@ -98,20 +112,19 @@ async function main() {
     results[label] = { lat: percentiles(latencies), cpu, wallS, actions };
   }
 
-  console.log(`\nLive-state bench: ${ROOMS} rooms × ${PER_ROOM} events per kind, ${PRESENT} people present, concurrency ${CONCURRENCY}`);
-  console.log('| kind | events | actions | p50 | p90 | p99 | events/s | service CPU ms/event | machine busy |');
-  console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  const problems: string[] = [];
+  const rows: BenchResult['rows'] = [['run', `${ROOMS} rooms × ${PER_ROOM} events per kind, ${PRESENT} people present, ${CONCURRENCY} rooms at a time`]];
+  const cpuPerEvent: Record<string, number> = {};
   for (const [label, r] of Object.entries(results)) {
-    const perEvent = (share: number) => round((share * r.wallS * 1000) / r.lat.count, 3);
-    console.log(
-      `| ${label} | ${r.lat.count} | ${JSON.stringify(r.actions)} | ${ms(r.lat.p50)} | ${ms(r.lat.p90)} | ${ms(r.lat.p99)} | ${round(r.lat.count / r.wallS, 1)} | ${perEvent(r.cpu.service!)} | ${r.cpu.machineBusyPct}% |`,
-    );
+    const perEvent = round((r.cpu.service! * r.wallS * 1000) / r.lat.count, 3);
+    cpuPerEvent[label] = perEvent;
+    rows.push([
+      label,
+      `p50/p90/p99 ${ms(r.lat.p50)} / ${ms(r.lat.p90)} / ${ms(r.lat.p99)}, ${round(r.lat.count / r.wallS, 1)}/s, service CPU ${perEvent} ms/event (machine ${r.cpu.machineBusyPct} % busy); ${JSON.stringify(r.actions)}`,
+    ]);
+    const expected = label === 'status event' ? 'status_updated' : 'live_updated';
+    if (r.actions[expected] !== r.lat.count) problems.push(`${label}: expected ${r.lat.count} × ${expected}, got ${JSON.stringify(r.actions)}`);
   }
+  rows.push(['participant / status event CPU', `${round(cpuPerEvent['participant event']! / cpuPerEvent['status event']!, 2)}×`]);
+  return { name: 'live', ok: problems.length === 0, problems, rows, data: { results, cpuPerEvent } };
 }
-
-main()
-  .catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(() => cleanupAll());

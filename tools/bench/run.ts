@@ -19,14 +19,16 @@ import { COMPARE_DEFAULTS, COMPARE_QUICK, formatCompare, runCompare, streamLimit
 import type { TargetName } from './targets.js';
 import { summarizeCpuProfiles } from './cpuprofile.js';
 import { FANOUT_DEFAULTS, runFanoutBench } from './fanout.js';
+import { LIVE_EVENTS_DEFAULTS, runLiveEventsBench } from './live-events.js';
 import { MEMORY_DEFAULTS, runMemoryBench } from './memory.js';
 import { runWebhookBench, WEBHOOK_DEFAULTS } from './webhooks.js';
 
-const BENCHES = ['compare', 'webhooks', 'fanout', 'memory'] as const;
+const BENCHES = ['compare', 'live', 'webhooks', 'fanout', 'memory'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const USAGE = `Usage: npm run bench -- [options]
-  --only <list>         compare (default: ours and the peer side by side), or our own webhooks,fanout,memory
+  --only <list>         compare,live (default: ours and the peer side by side, then participant vs status event cost),
+                        or our own webhooks,fanout,memory
   --quick               compare, scaled down: ${COMPARE_QUICK.streams} streams over ${COMPARE_QUICK.rooms} sessions, ${COMPARE_QUICK.ingestS} s runs, no quick start
   --targets <list>      compare: ours,peer (default both)
   --subscribers <n>     compare: SSE streams (default ${COMPARE_DEFAULTS.streams}); fanout: subscribers on process B (default ${FANOUT_DEFAULTS.subscribers})
@@ -91,7 +93,8 @@ async function main(): Promise<number> {
     if (!Number.isFinite(n) || n < min || n > max) throw new Error(`--${name} must be a number between ${min} and ${max}`);
     return n;
   };
-  const only = (values.only ?? 'compare')
+  // The default: ours and the peer side by side, then the cost of a participant event next to a status event (issue 10).
+  const only = (values.only ?? 'compare,live')
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -146,6 +149,8 @@ async function main(): Promise<number> {
           data: { figures: compared.figures, scale: compared.scale, details: compared.details, options: { ...opts, log: undefined }, noise },
         };
         if (!json) process.stdout.write(`\n${formatCompare(compared)}\n\n${noise}\n`);
+      } else if (name === 'live') {
+        result = await runLiveEventsBench({ ...LIVE_EVENTS_DEFAULTS, ...(values.quick ? { rooms: 10, perRoom: 20 } : {}), service });
       } else if (name === 'webhooks') {
         result = await runWebhookBench({
           durationS: num('duration', WEBHOOK_DEFAULTS.durationS, 1, 600),
