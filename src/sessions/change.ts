@@ -42,14 +42,20 @@ export function snapshotOf(session: SessionRow): SessionChange {
   return { session, previousStatus: null, eventType: 'snapshot', changedAt: session.updated_at };
 }
 
+/** The session's JSON as the change record stored it, kept so publishing does not serialise the row again. */
+const storedSnapshots = new WeakMap<SessionChange, string>();
+
+/** Remembers `snapshotJson` (JSON.stringify(snapshotToJson(change.session))) as the encoding of the change's session. */
+export function withSnapshotJson(change: SessionChange, snapshotJson: string): SessionChange {
+  storedSnapshots.set(change, snapshotJson);
+  return change;
+}
+
 /** Wire format between processes (Redis): small, self-contained, versioned by the row. */
 export function encodeChange(change: SessionChange): string {
-  return JSON.stringify({
-    session: snapshotToJson(change.session),
-    previousStatus: change.previousStatus,
-    eventType: change.eventType,
-    changedAt: change.changedAt.toISOString(),
-  });
+  const session = storedSnapshots.get(change) ?? JSON.stringify(snapshotToJson(change.session));
+  const rest = JSON.stringify({ previousStatus: change.previousStatus, eventType: change.eventType, changedAt: change.changedAt.toISOString() });
+  return `{"session":${session},${rest.slice(1)}`;
 }
 
 export function decodeChange(text: string): SessionChange {

@@ -1,4 +1,4 @@
-import type { SessionChange } from './change.js';
+import { withSnapshotJson, type SessionChange } from './change.js';
 import type { LiveEvent } from './live-state.js';
 import {
   createSession,
@@ -123,7 +123,7 @@ async function applyToRead(
   if (write.kind === 'duplicate') return { result: { ...base, action: 'duplicate', ...NOTHING } };
   const result: IngestResult = { ...base, action: plan.action, sessionId: session.id, oldStatus: session.status, newStatus: plan.newStatus };
   if (!plan.next) return { result };
-  if (plan.visible) result.committed = { change: changeOf(session, plan.next, event.type), changeId: write.changeId! };
+  if (plan.visible) result.committed = { change: withSnapshotJson(changeOf(session, plan.next, event.type), write.snapshotJson!), changeId: write.changeId! };
   return { result, written: { row: plan.next, xmin: write.xmin! } };
 }
 

@@ -233,7 +233,10 @@ export function listSessionEvents(db: Db, sessionId: string, args: ListEventsArg
 // new. Statements are SQL text (no query building per webhook); each is atomic on its own.
 
 /** What a write against a row version did. `conflict`: the row changed since it was read; read it again and re-plan. */
-export type ConditionalWrite = { kind: 'applied'; xmin: string | null; changeId: string | null } | { kind: 'duplicate' } | { kind: 'conflict' };
+export type ConditionalWrite =
+  | { kind: 'applied'; xmin: string | null; changeId: string | null; /** The change record's session JSON (when visible). */ snapshotJson?: string }
+  | { kind: 'duplicate' }
+  | { kind: 'conflict' };
 
 const EVENT_COLUMNS = 'id, event_type, room_name, room_sid, created_at, outcome, session_id, participant_identity, track_sid, egress_id';
 
@@ -309,7 +312,7 @@ export async function writeSession(
     egress ?? null,
   ];
   const row = await firstRow<{ xmin: string | null; change_id: string | null; applied: boolean; duplicate: boolean }>(db, WRITE_SESSION, params);
-  if (row.applied) return { kind: 'applied', xmin: row.xmin, changeId: row.change_id };
+  if (row.applied) return { kind: 'applied', xmin: row.xmin, changeId: row.change_id, snapshotJson: snapshot ?? undefined };
   return row.duplicate ? { kind: 'duplicate' } : { kind: 'conflict' };
 }
 
