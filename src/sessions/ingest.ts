@@ -41,8 +41,8 @@ export type IngestResult = {
   committed?: { change: SessionChange; changeId: string };
 };
 
-/** Optimistic tries (the cached or a fresh read, then one more fresh read) before the row lock is taken. */
-const OPTIMISTIC_ATTEMPTS = 2;
+/** Optimistic tries (the cached or a fresh read, then the rows conflicting writes found) before the row lock is taken. */
+const OPTIMISTIC_ATTEMPTS = 3;
 
 /**
  * Applies one verified webhook event: the event is recorded exactly once (its id is the primary key), and a
@@ -50,8 +50,9 @@ const OPTIMISTIC_ATTEMPTS = 2;
  *
  * The fast path holds no transaction: the session row is taken from `cache` or read, the pure rule plans the
  * write, and one statement applies it only if the row is still the version read and the event is new
- * (`writeSession`, `recordEventUnchanged` in repo.ts). When the row changed in between, the event is planned
- * again on a fresh read; after `OPTIMISTIC_ATTEMPTS` the row lock is taken, under which the write cannot conflict.
+ * (`writeSession`, `recordEventUnchanged` in repo.ts). When the row changed in between, the statement brings back
+ * the row it found and the event is planned again on it; after `OPTIMISTIC_ATTEMPTS` the row lock is taken, under
+ * which the write cannot conflict.
  */
 export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { autoCreate: boolean; cache?: SessionCache }): Promise<IngestResult> {
   const cache = opts.cache ?? NO_SESSION_CACHE;
@@ -77,40 +78,43 @@ export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { au
     live: event.live ?? null,
   };
   const attempt = async (conn: Db, read: SessionRead | undefined) => {
-    const result = await applyToRead(conn, read, event, sessionEvent, record);
-    if (result && read && result.written) cache.set(roomName, { row: result.written.row, xmin: result.written.xmin });
-    return result?.result;
+    const outcome = await applyToRead(conn, read, event, sessionEvent, record);
+    if ('result' in outcome && outcome.written) cache.set(roomName, outcome.written);
+    return outcome;
   };
 
+  // The cached row first; after a conflict, the row the conflicting statement found (or a fresh read).
+  let read: SessionRead | undefined = cache.get(roomName);
   for (let i = 0; i < OPTIMISTIC_ATTEMPTS; i++) {
-    const read = (i === 0 ? cache.get(roomName) : undefined) ?? (await readOrCreate(db, roomName, opts.autoCreate, false));
-    const result = await attempt(db, read);
-    if (result) return result;
+    read ??= await readOrCreate(db, roomName, opts.autoCreate, false);
+    const outcome = await attempt(db, read);
+    if ('result' in outcome) return outcome.result;
     cache.delete(roomName);
+    read = outcome.current;
   }
   // Still contended (events of one room arriving together): under the row lock the same write cannot conflict.
   return db.transaction().execute(async (trx) => {
-    const result = await attempt(trx, await readOrCreate(trx, roomName, opts.autoCreate, true));
-    if (!result) throw new Error(`webhook ${event.id}: write conflict on room ${roomName} under its row lock`);
-    return result;
+    const outcome = await attempt(trx, await readOrCreate(trx, roomName, opts.autoCreate, true));
+    if (!('result' in outcome)) throw new Error(`webhook ${event.id}: write conflict on room ${roomName} under its row lock`);
+    return outcome.result;
   });
 }
 
 const NOTHING = { sessionId: null, oldStatus: null, newStatus: null };
 const baseOf = (event: IncomingEvent) => ({ eventType: event.type, roomName: event.roomName });
 
-/** One try: plan against `read` and write if it is still current. Undefined: it was not (plan again). */
+/** One try: plan against `read` and write if it is still current; if it was not, the row found instead (when there was one). */
 async function applyToRead(
   db: Db,
   read: SessionRead | undefined,
   event: IncomingEvent,
   sessionEvent: SessionEvent,
   record: EventRecord,
-): Promise<{ result: IngestResult; written?: SessionRead } | undefined> {
+): Promise<{ result: IngestResult; written?: SessionRead } | { current: SessionRead | undefined }> {
   const base = baseOf(event);
   if (!read) {
     const write = await recordEventWithoutSession(db, record, 'session_not_found');
-    if (write.kind === 'conflict') return undefined;
+    if (write.kind === 'conflict') return { current: undefined };
     return { result: { ...base, action: write.kind === 'duplicate' ? 'duplicate' : 'session_not_found', ...NOTHING } };
   }
   const session = read.row;
@@ -119,7 +123,7 @@ async function applyToRead(
   const write = plan.next
     ? await writeSession(db, read, plan.next, { visible: plan.visible, eventType: event.type }, { record, outcome: plan.action })
     : await recordEventUnchanged(db, read, record, plan.action);
-  if (write.kind === 'conflict') return undefined;
+  if (write.kind === 'conflict') return { current: write.current };
   if (write.kind === 'duplicate') return { result: { ...base, action: 'duplicate', ...NOTHING } };
   const result: IngestResult = { ...base, action: plan.action, sessionId: session.id, oldStatus: session.status, newStatus: plan.newStatus };
   if (!plan.next) return { result };

@@ -1,8 +1,8 @@
 import { CompiledQuery, sql } from 'kysely';
 import { prepared } from './prepared.js';
-import { changeFromRow, snapshotToJson, type SessionChange } from './change.js';
+import { changeFromRow, snapshotFromJson, snapshotToJson, type SessionChange } from './change.js';
 import type { SessionStatus } from './status.js';
-import type { Db, SessionRow, Tx } from './tables.js';
+import type { Db, SessionRow, SessionSnapshotJson, Tx } from './tables.js';
 
 /*
  * All of the service's SQL. Every function takes the database or a transaction (`Db`): the caller
@@ -236,7 +236,18 @@ export function listSessionEvents(db: Db, sessionId: string, args: ListEventsArg
 export type ConditionalWrite =
   | { kind: 'applied'; xmin: string | null; changeId: string | null; /** The change record's session JSON (when visible). */ snapshotJson?: string }
   | { kind: 'duplicate' }
-  | { kind: 'conflict' };
+  /** `current`: the row as the statement saw it (a retry plans against it without reading again), when it was there. */
+  | { kind: 'conflict'; current?: SessionRead };
+
+/** A conflicting write brings back the row it found, so the retry needs no read of its own (replicas behind a load balancer conflict often). */
+const CURRENT_ROW = `select to_jsonb(s) || jsonb_build_object('xmin', s.xmin::text) from sessions s where s.id = $1`;
+type CurrentRow = SessionSnapshotJson & { xmin: string };
+
+function conflict(current: CurrentRow | null): ConditionalWrite {
+  if (current === null) return { kind: 'conflict' };
+  const { xmin, ...row } = current;
+  return { kind: 'conflict', current: { row: snapshotFromJson(row), xmin } };
+}
 
 const EVENT_COLUMNS = 'id, event_type, room_name, room_sid, created_at, outcome, session_id, participant_identity, track_sid, egress_id';
 
@@ -274,7 +285,8 @@ with upd as (
   select $11, $16, $17, $18, $19::timestamptz, $20, id, $21, $22, $23 from upd where $11::text is not null
 )
 select (select xmin from upd) as xmin, (select id from change) as change_id, exists (select 1 from upd) as applied,
-  exists (select 1 from webhook_events where id = $11) as duplicate`,
+  exists (select 1 from webhook_events where id = $11) as duplicate,
+  case when not exists (select 1 from upd) then (${CURRENT_ROW}) end as current`,
 );
 
 export async function writeSession(
@@ -311,9 +323,17 @@ export async function writeSession(
     track ?? null,
     egress ?? null,
   ];
-  const row = await firstRow<{ xmin: string | null; change_id: string | null; applied: boolean; duplicate: boolean }>(db, WRITE_SESSION, params);
+  let row: { xmin: string | null; change_id: string | null; applied: boolean; duplicate: boolean; current: CurrentRow | null };
+  try {
+    row = await firstRow(db, WRITE_SESSION, params);
+  } catch (err) {
+    // A copy of the event recorded as changing nothing (`recordEventUnchanged` writes no row, so it does not move
+    // `xmin`) committed after this statement's check: the statement failed whole, and the event is stored once.
+    if (isEventIdTaken(err)) return { kind: 'duplicate' };
+    throw err;
+  }
   if (row.applied) return { kind: 'applied', xmin: row.xmin, changeId: row.change_id, snapshotJson: snapshot ?? undefined };
-  return row.duplicate ? { kind: 'duplicate' } : { kind: 'conflict' };
+  return row.duplicate ? { kind: 'duplicate' } : conflict(row.current);
 }
 
 /** Records an event that changes nothing, if the session is still at `read.xmin` (what it changed nothing of). */
@@ -326,13 +346,18 @@ with event as (
   on conflict (id) do nothing
   returning 1
 )
-select exists (select 1 from event) as applied, exists (select 1 from sessions where id = $1 and xmin = $2::xid) as current`,
+select exists (select 1 from event) as applied, exists (select 1 from sessions where id = $1 and xmin = $2::xid) as unchanged,
+  case when not exists (select 1 from event) then (${CURRENT_ROW}) end as current`,
 );
 
 export async function recordEventUnchanged(db: Db, read: SessionRead, event: EventRecord, outcome: string): Promise<ConditionalWrite> {
-  const row = await firstRow<{ applied: boolean; current: boolean }>(db, RECORD_UNCHANGED, [read.row.id, read.xmin, ...eventValues(event, outcome)]);
+  const row = await firstRow<{ applied: boolean; unchanged: boolean; current: CurrentRow | null }>(db, RECORD_UNCHANGED, [
+    read.row.id,
+    read.xmin,
+    ...eventValues(event, outcome),
+  ]);
   if (row.applied) return { kind: 'applied', xmin: read.xmin, changeId: null };
-  return row.current ? { kind: 'duplicate' } : { kind: 'conflict' };
+  return row.unchanged ? { kind: 'duplicate' } : conflict(row.current);
 }
 
 /** Records an event for a room without a session, if there still is none. */
@@ -352,6 +377,11 @@ export async function recordEventWithoutSession(db: Db, event: EventRecord, outc
   const row = await firstRow<{ applied: boolean; found: boolean }>(db, RECORD_NO_SESSION, eventValues(event, outcome));
   if (row.applied) return { kind: 'applied', xmin: null, changeId: null };
   return row.found ? { kind: 'conflict' } : { kind: 'duplicate' };
+}
+
+function isEventIdTaken(err: unknown): boolean {
+  const e = err as { code?: unknown; constraint?: unknown } | null;
+  return e?.code === '23505' && e.constraint === 'webhook_events_pkey';
 }
 
 async function firstRow<R>(db: Db, text: string, params: readonly unknown[]): Promise<R> {
