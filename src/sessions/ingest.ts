@@ -90,7 +90,8 @@ export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { au
     const outcome = await attempt(db, read);
     if ('result' in outcome) return outcome.result;
     cache.delete(roomName);
-    read = outcome.current;
+    // The statement's snapshot may predate the write that moved the row: the same version again means read anew.
+    read = outcome.current?.xmin !== read?.xmin ? outcome.current : undefined;
   }
   // Still contended (events of one room arriving together): under the row lock the same write cannot conflict.
   return db.transaction().execute(async (trx) => {
