@@ -5,6 +5,7 @@ import pg from 'pg';
 import type { Config } from '../config.js';
 import type { Logger } from '../logger.js';
 import { lockDataDir } from './pglite-lock.js';
+import { seedDataDir, templateTar } from './pglite-template.js';
 import type { Database, Db } from './types.js';
 
 export type { Db };
@@ -43,20 +44,26 @@ export async function connectDatabase(config: Config['database'], logger: Logger
 
   const { PGlite } = await import('@electric-sql/pglite');
   const inMemory = config.dataDir === 'memory://';
-  if (inMemory) return wrapPglite(await openPglite(PGlite, undefined), config.schema, 'pglite (in memory)', () => {});
+  if (inMemory) {
+    const template = templateTar();
+    if ('missing' in template) logger.info(`embedded database: ${template.missing}; running initdb`);
+    const pglite = new PGlite('tar' in template ? { loadDataDir: new Blob([template.tar]) } : undefined);
+    return wrapPglite(await ready(pglite), config.schema, 'pglite (in memory)', () => {});
+  }
   mkdirSync(config.dataDir, { recursive: true });
   // Before opening: a second process on the folder must be refused, not diverge silently.
   const unlock = lockDataDir(config.dataDir);
   try {
-    return await wrapPglite(await openPglite(PGlite, config.dataDir), config.schema, `pglite ${config.dataDir}`, unlock);
+    const { missing } = seedDataDir(config.dataDir);
+    if (missing) logger.info(`embedded database: ${missing}; running initdb`);
+    return await wrapPglite(await ready(new PGlite(config.dataDir)), config.schema, `pglite ${config.dataDir}`, unlock);
   } catch (err) {
     unlock();
     throw err;
   }
 }
 
-async function openPglite(PGlite: typeof import('@electric-sql/pglite').PGlite, dataDir: string | undefined) {
-  const pglite = new PGlite(dataDir);
+async function ready(pglite: import('@electric-sql/pglite').PGlite) {
   await pglite.waitReady;
   return pglite;
 }
