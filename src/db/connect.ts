@@ -47,7 +47,7 @@ export async function connectDatabase(config: Config['database'], logger: Logger
   if (inMemory) {
     const template = templateTar();
     if ('missing' in template) logger.info(`embedded database: ${template.missing}; running initdb`);
-    const pglite = new PGlite('tar' in template ? { loadDataDir: new Blob([template.tar]) } : undefined);
+    const pglite = new PGlite('tar' in template ? { loadDataDir: new Blob([template.tar as Uint8Array<ArrayBuffer>]) } : undefined);
     return wrapPglite(await ready(pglite), config.schema, 'pglite (in memory)', () => {});
   }
   mkdirSync(config.dataDir, { recursive: true });
