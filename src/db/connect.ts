@@ -47,7 +47,7 @@ export async function connectDatabase(config: Config['database'], logger: Logger
   if (inMemory) {
     const template = templateTar();
     if ('missing' in template) logger.info(`embedded database: ${template.missing}; running initdb`);
-    const pglite = new PGlite('tar' in template ? { loadDataDir: new Blob([template.tar as Uint8Array<ArrayBuffer>]) } : undefined);
+    const pglite = new PGlite({ ...PGLITE_OPTIONS(PGlite), ...('tar' in template ? { loadDataDir: new Blob([template.tar as Uint8Array<ArrayBuffer>]) } : {}) });
     return wrapPglite(await ready(pglite), config.schema, 'pglite (in memory)', () => {});
   }
   mkdirSync(config.dataDir, { recursive: true });
@@ -56,12 +56,20 @@ export async function connectDatabase(config: Config['database'], logger: Logger
   try {
     const { missing } = seedDataDir(config.dataDir);
     if (missing) logger.info(`embedded database: ${missing}; running initdb`);
-    return await wrapPglite(await ready(new PGlite(config.dataDir)), config.schema, `pglite ${config.dataDir}`, unlock);
+    return await wrapPglite(await ready(new PGlite(config.dataDir, PGLITE_OPTIONS(PGlite))), config.schema, `pglite ${config.dataDir}`, unlock);
   } catch (err) {
     unlock();
     throw err;
   }
 }
+
+/**
+ * Postgres' default 128 MB of shared buffers become resident as PGlite reads pages (its files are the folder's,
+ * through Node's fs, so the OS caches them as well): 32 MB keeps an embedded start at about 230 MB RSS instead of 350.
+ */
+const PGLITE_OPTIONS = (PGlite: typeof import('@electric-sql/pglite').PGlite) => ({
+  startParams: [...PGlite.defaultStartParams, '-c', 'shared_buffers=32MB'],
+});
 
 async function ready(pglite: import('@electric-sql/pglite').PGlite) {
   await pglite.waitReady;
