@@ -72,7 +72,8 @@ if (!built) {
     rmSync(staging, { recursive: true, force: true }); // another start got there first
   }
   // Earlier bundles are of no use any more.
-  for (const old of readdirSync(cacheDir)) if (join(cacheDir, old) !== outDir && !old.includes('.')) rmSync(join(cacheDir, old), { recursive: true, force: true });
+  for (const old of readdirSync(cacheDir))
+    if (join(cacheDir, old) !== outDir && !old.includes('.')) rmSync(join(cacheDir, old), { recursive: true, force: true });
 }
 // Stack traces name the TypeScript files and lines, as under tsx.
 process.setSourceMapsEnabled(true);

@@ -47,7 +47,10 @@ export async function connectDatabase(config: Config['database'], logger: Logger
   if (inMemory) {
     const template = templateTar();
     if ('missing' in template) logger.info(`embedded database: ${template.missing}; running initdb`);
-    const pglite = new PGlite({ ...PGLITE_OPTIONS(PGlite), ...('tar' in template ? { loadDataDir: new Blob([template.tar as Uint8Array<ArrayBuffer>]) } : {}) });
+    const pglite = new PGlite({
+      ...PGLITE_OPTIONS(PGlite),
+      ...('tar' in template ? { loadDataDir: new Blob([template.tar as Uint8Array<ArrayBuffer>]) } : {}),
+    });
     return wrapPglite(await ready(pglite), config.schema, 'pglite (in memory)', () => {});
   }
   mkdirSync(config.dataDir, { recursive: true });

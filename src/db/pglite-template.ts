@@ -95,7 +95,7 @@ export function seedDataDir(dataDir: string): { seeded: boolean; missing?: strin
 export function extractTar(tar: Buffer, into: string): void {
   const root = resolve(into);
   mkdirSync(root, { recursive: true });
-  for (let offset = 0; offset + 512 <= tar.length; ) {
+  for (let offset = 0; offset + 512 <= tar.length;) {
     const header = tar.subarray(offset, offset + 512);
     if (header.every((b) => b === 0)) break;
     const field = (start: number, length: number) => header.toString('latin1', start, start + length).replace(/\0.*$/s, '');

@@ -462,7 +462,15 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
     // Ours only (startup.ts): the embedded quick start (npm start) and the compiled server (npm run serve), median of startRuns.
     const runs = opts.startRuns ?? 3;
     const startFigure = (key: string, label: string, f: StartFigure) =>
-      put(key, label, false, 's', 'ours', f.median.seconds, `${round(f.median.seconds, 1)} s (${round(f.median.rss / 2 ** 20, 0)} MiB, CPU ${round(f.median.cpuSeconds, 1)} s)`);
+      put(
+        key,
+        label,
+        false,
+        's',
+        'ours',
+        f.median.seconds,
+        `${round(f.median.seconds, 1)} s (${round(f.median.rss / 2 ** 20, 0)} MiB, CPU ${round(f.median.cpuSeconds, 1)} s)`,
+      );
     opts.log(`ours: embedded quick start, ${runs}× (first start, then restart) ...`);
     try {
       const q = await embeddedStarts(runs, opts.log);

@@ -131,10 +131,7 @@ export function buildIfStale(log: (line: string) => void): void {
 }
 
 /** The compiled server on a fresh database (it migrates), then on that migrated database; one private Redis. */
-export async function productionStarts(
-  runs: number,
-  log: (line: string) => void,
-): Promise<Pick<StartupResult, 'productionFresh' | 'productionMigrated'>> {
+export async function productionStarts(runs: number, log: (line: string) => void): Promise<Pick<StartupResult, 'productionFresh' | 'productionMigrated'>> {
   buildIfStale(log);
   const args = scriptArgs('serve');
   const redis = await startPrivateRedis();
