@@ -42,7 +42,26 @@ try {
 } catch {
   // not built yet
 }
+let throughTsx = false;
 if (!built) {
+  try {
+    await bundle();
+  } catch (err) {
+    throughTsx = true;
+    // A read-only node_modules (or no esbuild): run through tsx's loader, as `npm start` used to.
+    process.stderr.write(`npm start: cannot bundle into ${cacheDir} (${err.message}); running through tsx\n`);
+    const { register } = await import('tsx/esm/api');
+    register();
+    await import(pathToFileURL(join(root, 'src', 'main.ts')).href);
+  }
+}
+if (!throughTsx) {
+  // Stack traces name the TypeScript files and lines, as under tsx.
+  process.setSourceMapsEnabled(true);
+  await import(pathToFileURL(join(outDir, 'main.js')).href);
+}
+
+async function bundle() {
   const { build } = await import('esbuild');
   const result = await build({
     entryPoints: { main: join(root, 'src', 'main.ts') },
@@ -61,20 +80,19 @@ if (!built) {
   });
   // Written into a folder of its own and renamed into place: two starts at once never read half a bundle.
   const staging = `${outDir}.${process.pid}`;
-  for (const file of result.outputFiles) {
-    const path = join(staging, file.path.slice(outDir.length));
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, file.contents);
-  }
   try {
+    for (const file of result.outputFiles) {
+      const path = join(staging, file.path.slice(outDir.length));
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, file.contents);
+    }
     renameSync(staging, outDir);
-  } catch {
-    rmSync(staging, { recursive: true, force: true }); // another start got there first
+  } catch (err) {
+    rmSync(staging, { recursive: true, force: true });
+    // Another start got there first: its bundle is this one.
+    if (!statSync(join(outDir, 'main.js'), { throwIfNoEntry: false })?.isFile()) throw err;
   }
   // Earlier bundles are of no use any more.
   for (const old of readdirSync(cacheDir))
     if (join(cacheDir, old) !== outDir && !old.includes('.')) rmSync(join(cacheDir, old), { recursive: true, force: true });
 }
-// Stack traces name the TypeScript files and lines, as under tsx.
-process.setSourceMapsEnabled(true);
-await import(pathToFileURL(join(outDir, 'main.js')).href);
