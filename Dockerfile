@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The same steps .ci/run checks on every run: npm ci, npm run build, npm run serve.
 
-# --- build: all dependencies, compile TypeScript to dist/ ---
+# --- build: all dependencies, type-check, bundle the server into dist/ (tools/build.mjs) ---
 FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -9,6 +9,7 @@ RUN npm ci --engine-strict
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY migrations ./migrations
+COPY tools/build.mjs ./tools/build.mjs
 RUN npm run build
 
 # --- runtime: production dependencies and dist/ only, as a non-root user ---

@@ -1,11 +1,10 @@
 import { createSessionCache } from './sessions/session-cache.js';
-import { existsSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { AccessToken } from 'livekit-server-sdk';
 import { DEV_API_KEY, type Config } from './config.js';
-import { connectDatabase, isDatabaseUnavailable, type DatabaseHandle } from './db/connect.js';
-import { migrateToLatest, pendingMigrations } from './db/migrate.js';
+import type { DatabaseHandle } from './db/connect.js';
+import { pendingMigrations } from './db/migrate.js';
+import { openDatabase } from './db/open.js';
 import { createGraphQLServer } from './graphql/server.js';
 import { createLiveKitTokenVerifier } from './livekit/jwt.js';
 import { createParticipantLister, createRoomLister } from './livekit/rooms.js';
@@ -20,6 +19,8 @@ import { pruneOldRecords } from './sessions/retention.js';
 import { WEBHOOK_PATH } from './webhooks/route.js';
 import { createWebhookVerifier } from './webhooks/verify.js';
 import { ADMIN_GRANT } from './livekit/grants.js';
+
+export { DatabaseUnreachableError } from './db/open.js';
 
 export type App = {
   config: Config;
@@ -41,6 +42,8 @@ export async function createApp(
     logger?: Logger;
     /** Where the development admin token is shown to the person who started the server (never a log line). */
     announce?: (text: string) => void;
+    /** The database, reachable and migrated (`openDatabase`), when the caller started opening it already. */
+    database?: Promise<DatabaseHandle>;
   } = {},
 ): Promise<App> {
   const logger = opts.logger ?? createLogger(config.logLevel);
@@ -48,9 +51,8 @@ export async function createApp(
   const announce = opts.announce ?? ((text: string) => void (process.stderr.isTTY && process.stderr.write(`${text}\n`)));
   const metrics = createMetrics();
 
-  const database = await connectWithRetry(config, logger);
+  const database = await (opts.database ?? openDatabase(config, logger));
   const { db } = database;
-  await migrateToLatest(db, config.database.schema);
 
   const bus = config.redis.target ? createRedisBus(config.redis.target, config.redis.prefix, logger) : createLocalBus(logger);
   const publisher = createChangePublisher({ db, bus, logger, intervalMs: config.outboxIntervalMs, onPublished: (n) => metrics.published.inc(n) });
@@ -220,65 +222,6 @@ export async function mintAdminToken(config: Config, ttl: string): Promise<strin
   const token = new AccessToken(config.livekit.apiKey, config.livekit.apiSecret, { identity: 'dev-admin', ttl });
   token.addGrant(ADMIN_GRANT);
   return token.toJwt();
-}
-
-/** Start-up could not reach the database: one line says where (password masked) and what failed. */
-export class DatabaseUnreachableError extends Error {
-  constructor(
-    readonly target: string,
-    readonly reason: string,
-  ) {
-    super(`cannot connect to the database at ${target}: ${reason}`);
-    this.name = 'DatabaseUnreachableError';
-  }
-}
-
-async function connectWithRetry(config: Config, logger: Logger): Promise<DatabaseHandle> {
-  const target = describeDatabase(config.database);
-  if (config.database.kind === 'pglite' && config.database.dataDir !== 'memory://') {
-    // The first start initialises a database cluster, which takes a while: say so rather than sit silent.
-    const exists = existsSync(join(config.database.dataDir, 'PG_VERSION'));
-    logger.info(`${exists ? 'opening' : 'creating'} embedded database in ${config.database.dataDir}${exists ? '' : ' (first start only)'}…`);
-  }
-  const database = await connectDatabase(config.database, logger);
-  // Replicas may start before Postgres does: wait for it (DATABASE_CONNECT_TIMEOUT_SECONDS) rather than crash-loop.
-  const deadline = Date.now() + (config.database.kind === 'postgres' ? config.database.connectTimeoutSeconds * 1000 : 0);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await database.db.selectNoFrom((eb) => eb.lit(1).as('one')).execute();
-      return database;
-    } catch (err) {
-      const reason = errorText(err);
-      // Only "not reachable yet" is worth waiting for; a wrong password or database name will not fix itself.
-      if (!isDatabaseUnavailable(err) || Date.now() + CONNECT_RETRY_MS > deadline) {
-        await database.close();
-        throw new DatabaseUnreachableError(target, attempt > 1 ? `${reason} (gave up after ${attempt} attempts)` : reason);
-      }
-      logger.warn({ database: target, err: reason, attempt }, 'database not reachable yet; retrying');
-      await sleep(CONNECT_RETRY_MS);
-    }
-  }
-}
-
-const CONNECT_RETRY_MS = 2_000;
-
-/** Where the database is, fit for a log line: the password of a connection URL is masked. */
-function describeDatabase(database: Config['database']): string {
-  if (database.kind === 'pglite') return `embedded ${database.dataDir}`;
-  try {
-    const url = new URL(database.url);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return 'DATABASE_URL (unparsable)';
-  }
-}
-
-/** pg reports a refused connection as an AggregateError with an empty message: use what is inside. */
-function errorText(err: unknown): string {
-  if (err instanceof AggregateError && err.errors.length > 0) return errorText(err.errors[0]);
-  const e = err as { message?: string; code?: string };
-  return e.message || e.code || String(err);
 }
 
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;

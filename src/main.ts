@@ -1,5 +1,6 @@
-import { createApp, DatabaseUnreachableError } from './app.js';
+import type { App } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
+import { DatabaseUnreachableError, openDatabase } from './db/open.js';
 import { chooseLogFormat, createLogger, type Logger } from './logger.js';
 
 async function main(): Promise<void> {
@@ -14,9 +15,14 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger(config.logLevel, { format: chooseLogFormat(config.logFormat, config.env, process.stdout.isTTY === true) });
-  let app;
+  let app: App;
   try {
-    app = await createApp(config, { logger });
+    // The database first (PGlite's start is the longest step of an embedded start), the rest of the service
+    // (GraphQL, HTTP, pub/sub: most of the modules) loads meanwhile.
+    const database = openDatabase(config, logger);
+    database.catch(() => {}); // handled where it is awaited, in createApp
+    const { createApp } = await import('./app.js');
+    app = await createApp(config, { logger, database });
     await app.start();
   } catch (err) {
     failedToStart(logger, err);

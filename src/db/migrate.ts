@@ -1,4 +1,4 @@
-import { Migrator, sql, type MigrationResultSet } from 'kysely';
+import { DEFAULT_MIGRATION_TABLE, Migrator, sql, type MigrationResultSet } from 'kysely';
 import { migrations } from '../../migrations/index.js';
 import type { Db } from './connect.js';
 
@@ -15,6 +15,10 @@ function migratorFor(db: Db, schema: string): Migrator {
  * Kysely's migrator holds a row lock on its lock table while it migrates.
  */
 export async function migrateToLatest(db: Db, schema: string): Promise<MigrationResultSet> {
+  // The usual start (nothing to apply) costs one query; Kysely's migrator introspects every table of every
+  // schema, several times, before it finds that out.
+  const applied = await appliedMigrations(db, schema).catch(() => null);
+  if (applied && applied.size === Object.keys(migrations).length && Object.keys(migrations).every((name) => applied.has(name))) return { results: [] };
   try {
     await sql`create schema if not exists ${sql.id(schema)}`.execute(db);
   } catch (err) {
@@ -43,8 +47,21 @@ function isOtherSchemaDropped(err: unknown, schema: string): boolean {
   return e.code === '3F000' && typeof e.message === 'string' && !e.message.includes(`"${schema}"`);
 }
 
-/** Names of migrations that are known but not applied (empty when up to date). */
+/** Names of migrations that are known but not applied (empty when up to date); readiness asks on every /readyz. */
 export async function pendingMigrations(db: Db, schema: string): Promise<string[]> {
-  const all = await migratorFor(db, schema).getMigrations();
-  return all.filter((m) => m.executedAt === undefined).map((m) => m.name);
+  const applied = await appliedMigrations(db, schema);
+  return Object.keys(migrations).filter((name) => !applied.has(name));
+}
+
+/** One query on Kysely's migration table; none applied when there is no such table (or schema) yet. */
+async function appliedMigrations(db: Db, schema: string): Promise<Set<string>> {
+  try {
+    const { rows } = await sql<{ name: string }>`select name from ${sql.id(schema, DEFAULT_MIGRATION_TABLE)}`.execute(db);
+    return new Set(rows.map((r) => r.name));
+  } catch (err) {
+    // undefined_table (42P01) or invalid_schema_name (3F000): nothing was ever migrated here.
+    const code = (err as { code?: string }).code;
+    if (code === '42P01' || code === '3F000') return new Set();
+    throw err;
+  }
 }

@@ -9,19 +9,19 @@
  * - subscriptions: N SSE streams over M sessions opened at most 200 at once (streams/s), RSS per idle
  *   stream after a full GC, one change per session (latency from the webhook's response to each receipt,
  *   lost and duplicated deliveries), then all N closed at once (the private Redis must drop the channels);
- * - quick start (ours only): the embedded default's first start and restart to ready, with RSS.
+ * - start-up (ours only, startup.ts): the embedded quick start's first start and restart, and the compiled
+ *   server on a fresh and on a migrated database, spawn → ready (median), with RSS and CPU.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { mapLimit, sleep, waitFor } from '../kit/async.js';
 import { buildEvent, encodeEvent, newRoomInstance, signBody, type RoomInstance } from '../kit/livekit-emulator.js';
-import { startServiceProcess } from '../kit/service-process.js';
 import { BENCH_CREDENTIALS, cpuBetween, cpuSnapshot, percentiles, readMetrics, round, withDatabase } from './common.js';
 import { openSse, type SseStream } from './sse.js';
+import { embeddedStarts, productionStarts, type StartFigure } from './startup.js';
 import { graphqlUrl, preparePeer, redisChannels, rssBytes, startOurs, startPeer, type Target, type TargetName, type TargetOptions } from './targets.js';
 import { buildPool, checkExactlyOnce, drive, lifecycle, signPool, type Driver, type PoolItem } from './webhooks.js';
 
@@ -42,6 +42,8 @@ export type CompareOptions = {
   /** Webhooks in flight while sending the fan-out's one change per session. */
   fanoutConcurrency: number;
   quickStart: boolean;
+  /** Starts of each kind for the start-up figures (median reported). */
+  startRuns?: number;
   /** Scale curve: subscriber counts and process counts to repeat the fan-out and ingest with. */
   scaleStreams: number[];
   scaleProcesses: number[];
@@ -349,30 +351,6 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
   };
 }
 
-/** Ours only: the embedded default (PGlite in a fresh folder, in-process pub/sub), first start and restart to ready. */
-async function quickStart(): Promise<{ firstS: number; firstRss: number; restartS: number; restartRss: number }> {
-  const dir = mkdtempSync(join(tmpdir(), 'lkss-quickstart-'));
-  try {
-    const once = async () => {
-      const t0 = performance.now();
-      const service = await startServiceProcess({
-        embedded: true,
-        readyTimeoutMs: 120_000,
-        env: { NODE_ENV: 'development', LOG_LEVEL: 'info', PGLITE_DATA_DIR: join(dir, 'pglite') },
-      });
-      const seconds = (performance.now() - t0) / 1000;
-      const rss = rssBytes(service.child.pid!);
-      await service.stop();
-      return { seconds, rss };
-    };
-    const first = await once();
-    const again = await once();
-    return { firstS: first.seconds, firstRss: first.rss, restartS: again.seconds, restartRss: again.rss };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 /** Largest number of SSE streams this process can hold open (one descriptor each, plus headroom). */
 export function streamLimit(): number {
   const limits = readFileSync('/proc/self/limits', 'utf8');
@@ -482,31 +460,35 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
   }
 
   if (opts.quickStart && opts.targets.includes('ours')) {
-    opts.log('ours: embedded quick start (first start, then restart) ...');
-    const q = await quickStart().catch((err: Error) => {
-      problems.push(`quick start: ${err.message}`);
-      return undefined;
-    });
-    if (q) {
+    // Ours only (startup.ts): the embedded quick start (npm start) and the compiled server (npm run serve), median of startRuns.
+    const runs = opts.startRuns ?? 3;
+    const startFigure = (key: string, label: string, f: StartFigure) =>
       put(
-        'quickFirst',
-        'embedded quick start: first start → ready',
+        key,
+        label,
         false,
         's',
         'ours',
-        q.firstS,
-        `${round(q.firstS, 1)} s (${round(q.firstRss / 2 ** 20, 0)} MiB)`,
+        f.median.seconds,
+        `${round(f.median.seconds, 1)} s (${round(f.median.rss / 2 ** 20, 0)} MiB, CPU ${round(f.median.cpuSeconds, 1)} s)`,
       );
-      put(
-        'quickRestart',
-        'embedded quick start: restart → ready',
-        false,
-        's',
-        'ours',
-        q.restartS,
-        `${round(q.restartS, 1)} s (${round(q.restartRss / 2 ** 20, 0)} MiB)`,
-      );
+    opts.log(`ours: embedded quick start, ${runs}× (first start, then restart) ...`);
+    try {
+      const q = await embeddedStarts(runs, opts.log);
+      startFigure('quickFirst', 'embedded quick start: first start → ready', q.embeddedFirst);
+      startFigure('quickRestart', 'embedded quick start: restart → ready', q.embeddedRestart);
       details.quickStart = q;
+    } catch (err) {
+      problems.push(`quick start: ${(err as Error).message}`);
+    }
+    opts.log(`ours: compiled production start, ${runs}× (fresh database, then migrated) ...`);
+    try {
+      const p = await productionStarts(runs, opts.log);
+      startFigure('prodFresh', 'compiled production start (npm run serve): fresh database → ready', p.productionFresh!);
+      startFigure('prodMigrated', 'compiled production start: migrated database → ready', p.productionMigrated!);
+      details.productionStart = p;
+    } catch (err) {
+      problems.push(`production start: ${(err as Error).message}`);
     }
   }
 

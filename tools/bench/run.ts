@@ -21,21 +21,23 @@ import { summarizeCpuProfiles } from './cpuprofile.js';
 import { FANOUT_DEFAULTS, runFanoutBench } from './fanout.js';
 import { LIVE_EVENTS_DEFAULTS, runLiveEventsBench } from './live-events.js';
 import { MEMORY_DEFAULTS, runMemoryBench } from './memory.js';
+import { runStartupBench } from './startup.js';
 import { runWebhookBench, WEBHOOK_DEFAULTS } from './webhooks.js';
 
-const BENCHES = ['compare', 'live', 'webhooks', 'fanout', 'memory'] as const;
+const BENCHES = ['compare', 'live', 'webhooks', 'fanout', 'memory', 'startup'] as const;
 type BenchName = (typeof BENCHES)[number];
 
 const USAGE = `Usage: npm run bench -- [options]
   --only <list>         compare,live (default: ours and the peer side by side, then participant vs status event cost),
-                        or our own webhooks,fanout,memory
+                        or our own webhooks,fanout,memory,startup
   --quick               compare, scaled down: ${COMPARE_QUICK.streams} streams over ${COMPARE_QUICK.rooms} sessions, ${COMPARE_QUICK.ingestS} s runs, no quick start
   --targets <list>      compare: ours,peer (default both)
   --subscribers <n>     compare: SSE streams (default ${COMPARE_DEFAULTS.streams}); fanout: subscribers on process B (default ${FANOUT_DEFAULTS.subscribers})
   --rooms <n>           compare: sessions the streams watch (default ${COMPARE_DEFAULTS.rooms})
   --scale               compare: also the scale curve: 1,000 / 10,000 / --subscribers streams (default 50,000 there)
                         and 1 / 2 / 4 service processes, where the open-file limit allows
-  --no-quickstart       compare: skip the embedded quick start timing
+  --no-quickstart       compare: skip the start-up timings (embedded quick start, compiled production start)
+  --runs <n>            startup: starts of each kind, reported as the median (default 5; compare: 3)
   --duration <s>        measured run of compare's ingest (default ${COMPARE_DEFAULTS.ingestS}), webhooks and fanout (${WEBHOOK_DEFAULTS.durationS}/${FANOUT_DEFAULTS.durationS})
   --json                print one JSON object instead of tables
   --connections <n>     compare and webhooks: autocannon connections (default ${COMPARE_DEFAULTS.connections}/${WEBHOOK_DEFAULTS.connections})
@@ -78,6 +80,7 @@ async function main(): Promise<number> {
       'log-level': { type: 'string' },
       'cpu-prof': { type: 'string' },
       'wait-idle': { type: 'string' },
+      runs: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -132,6 +135,7 @@ async function main(): Promise<number> {
           streams: values.scale ? Math.min(streams, base.streams) : streams,
           rooms: num('rooms', base.rooms, 1, 100_000),
           quickStart: base.quickStart && !values['no-quickstart'],
+          startRuns: num('runs', 3, 1, 50),
           scaleStreams: !values.scale ? [] : values.quick ? [100, 1_000] : [1_000, 10_000, values.subscribers ? streams : 50_000],
           scaleProcesses: values.scale ? [2, 4] : [],
           cpuProfDir,
@@ -169,6 +173,8 @@ async function main(): Promise<number> {
           rate: num('rate', FANOUT_DEFAULTS.rate, 1, 5_000),
           service,
         });
+      } else if (name === 'startup') {
+        result = await runStartupBench({ runs: num('runs', 5, 1, 50), production: true, log });
       } else {
         result = await runMemoryBench({
           ...MEMORY_DEFAULTS,

@@ -64,7 +64,7 @@ export function rssBytes(pid: number): number {
 }
 
 /** A fresh database on the benchmark's Postgres server, dropped at cleanup. */
-async function freshDatabase(label: string): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function freshDatabase(label: string): Promise<{ url: string; drop: () => Promise<void> }> {
   const name = `bench_${label}_${randomBytes(4).toString('hex')}`;
   const admin = async (sql: string) => {
     const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
