@@ -1,6 +1,7 @@
 import type { SessionChange } from '../sessions/change.js';
 import { MAX_ROOM_NAME_LENGTH } from '../sessions/limits.js';
-import { findById, findByRoomName } from '../sessions/repo.js';
+import { findByRoomNameBatched } from '../sessions/batched-reads.js';
+import { findById } from '../sessions/repo.js';
 import type { SessionRow } from '../sessions/tables.js';
 import { statusChangesOnly, watchAllSessions, watchSession } from '../realtime/session-stream.js';
 import { builder } from './builder.js';
@@ -60,7 +61,8 @@ export function oneSessionScopes(args: OneSessionArgs, whenNeither: { list: true
 
 /** The session a one-session subscription names (by roomName, or by id; both given must agree), or NOT_FOUND. */
 export async function findWatchedSession(ctx: GraphQLContext, args: OneSessionArgs): Promise<SessionRow> {
-  const session = args.roomName != null ? await findByRoomName(ctx.db, args.roomName) : args.id != null ? await findById(ctx.db, args.id) : undefined;
+  // By room: read together with other subscribers' lookups (tabs open many at once).
+  const session = args.roomName != null ? await findByRoomNameBatched(ctx.db, args.roomName) : args.id != null ? await findById(ctx.db, args.id) : undefined;
   if (session && args.roomName != null && args.id != null && session.id !== args.id)
     throw userError('BAD_USER_INPUT', 'id and roomName name different sessions');
   if (!session) throw userError('NOT_FOUND', 'No session for that ' + (args.roomName != null ? 'room' : 'id'));

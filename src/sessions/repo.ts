@@ -302,3 +302,15 @@ async function insertChange(
     .executeTakeFirstOrThrow();
   return { session, changeId: inserted.id, change: { session, previousStatus, eventType, changedAt: session.updated_at } };
 }
+
+/** Sessions with these ids (any order; missing ones left out): many subscribers' snapshots in one read. */
+export function findByIds(db: Db, ids: readonly string[]): Promise<SessionRow[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.selectFrom('sessions').selectAll().where('id', 'in', ids).execute();
+}
+
+/** Sessions of these rooms (any order; missing ones left out): many subscribers' lookups in one read. */
+export function findByRoomNames(db: Db, roomNames: readonly string[]): Promise<SessionRow[]> {
+  if (roomNames.length === 0) return Promise.resolve([]);
+  return db.selectFrom('sessions').selectAll().where('room_name', 'in', roomNames).execute();
+}
