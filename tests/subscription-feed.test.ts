@@ -1,0 +1,184 @@
+/**
+ * The shared per-session feed and the direct SSE route (src/realtime/session-feed.ts, src/graphql/sse.ts):
+ * many subscribers of the same sessions join at once while those sessions change. Their snapshots are read
+ * in batches and each event is encoded once per document and variables, yet every subscriber must get its
+ * own session's snapshot first, then every later version exactly once, in order, in the fields it asked for.
+ * Real HTTP, signed webhooks, real Postgres and Redis (or the embedded backends where those are missing).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRoomInstance, sendEvent, type RoomInstance } from '../tools/kit/livekit-emulator.js';
+import { adminToken, createSession, mintToken } from '../tools/kit/graphql.js';
+import { wsClient } from '../tools/kit/clients.js';
+import { mapLimit, sleep } from '../tools/kit/async.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { Watch } from './support/watch.js';
+
+let t: TestApp;
+let admin: string;
+beforeAll(async () => {
+  t = await startTestApp();
+  admin = await adminToken();
+});
+afterAll(() => t?.stop());
+
+const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
+const UPDATED = 'subscription($r: String) { sessionUpdated(roomName: $r) { version eventType session { roomName } } }';
+
+type Frame = Record<string, any>;
+
+/** A subscription over a bare POST with `Accept: text/event-stream` (as a tab would open it), frames parsed as they come. */
+function openStream(query: string, variables: Record<string, unknown>, token: string) {
+  const abort = new AbortController();
+  const state = { results: [] as Frame[], errors: [] as string[], completed: false };
+  void (async () => {
+    const res = await fetch(`${t.url}/graphql`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+      signal: abort.signal,
+    });
+    if (res.status !== 200 || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
+      state.errors.push(`HTTP ${res.status}: ${await res.text()}`);
+      return;
+    }
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(frame)?.[1];
+        const data = [...frame.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]).join('\n');
+        if (event === 'next') state.results.push(JSON.parse(data) as Frame);
+        if (event === 'complete') state.completed = true;
+      }
+    }
+  })().catch((err: unknown) => {
+    if (!abort.signal.aborted) state.errors.push(String(err));
+  });
+  return { state, close: () => abort.abort() };
+}
+
+/** What a subscriber saw must be: its session's snapshot, then each later version once, in order, up to `last`. */
+function expectSnapshotThenEveryVersion(updates: Array<{ version: number; eventType: string; session?: { roomName: string } }>, roomName: string, last: number) {
+  expect(updates.length).toBeGreaterThan(0);
+  expect(updates[0]!.eventType).toBe('snapshot');
+  for (const u of updates) if (u.session) expect(u.session.roomName).toBe(roomName);
+  const versions = updates.map((u) => u.version);
+  const first = versions[0]!;
+  expect(versions).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i));
+  expect(updates.slice(1).every((u) => u.eventType !== 'snapshot')).toBe(true);
+}
+
+describe('many subscribers of the same sessions, joining while the sessions change', () => {
+  it('each gets its own snapshot first, then every later version exactly once, in order (SSE and WebSocket)', async () => {
+    const rooms: RoomInstance[] = [newRoomInstance(unique('feed-a')), newRoomInstance(unique('feed-b'))];
+    for (const room of rooms) {
+      await createSession(t.url, room.name, admin);
+      expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200);
+    }
+    const ws = wsClient(t.url, admin);
+    const sse: Array<{ room: RoomInstance; stream: ReturnType<typeof openStream> }> = [];
+    const viaWs: Array<{ room: RoomInstance; watch: Watch }> = [];
+    try {
+      // Changes keep coming (participants joining, each one version) while 60 SSE and 10 WebSocket subscribers join.
+      const changes = (async () => {
+        for (let i = 0; i < 12; i++) {
+          await mapLimit(rooms, 2, async (room) => {
+            const res = await sendEvent(t.url, 'participant_joined', room, { participant: { identity: `p${i}`, sid: `PA_${i}_${room.sid}` } });
+            expect(res.status).toBe(200);
+          });
+          await sleep(20);
+        }
+      })();
+      for (let i = 0; i < 70; i++) {
+        const room = rooms[i % 2]!;
+        if (i % 7 === 6) viaWs.push({ room, watch: new Watch(ws, UPDATED, { r: room.name }) });
+        else sse.push({ room, stream: openStream(UPDATED, { r: room.name }, admin) });
+        if (i % 10 === 9) await sleep(15);
+      }
+      await changes;
+
+      const finalVersion = new Map<string, number>();
+      for (const room of rooms) {
+        const row = await t.app.database.db.selectFrom('sessions').select('version').where('room_name', '=', room.name).executeTakeFirstOrThrow();
+        finalVersion.set(room.name, row.version);
+      }
+      const lastOf = (updates: Array<{ version: number }>) => updates.at(-1)?.version;
+      const sseUpdates = (s: (typeof sse)[number]) => s.stream.state.results.map((r) => r.data?.sessionUpdated);
+      const wsUpdates = (w: (typeof viaWs)[number]) => w.watch.values('sessionUpdated');
+      const deadline = Date.now() + 20_000;
+      while (
+        !sse.every((s) => lastOf(sseUpdates(s)) === finalVersion.get(s.room.name)) ||
+        !viaWs.every((w) => lastOf(wsUpdates(w)) === finalVersion.get(w.room.name))
+      ) {
+        if (Date.now() > deadline) break;
+        await sleep(50);
+      }
+      await sleep(300); // late duplicates would show now
+      for (const s of sse) {
+        expect(s.stream.state.errors).toEqual([]);
+        expectSnapshotThenEveryVersion(sseUpdates(s), s.room.name, finalVersion.get(s.room.name)!);
+      }
+      for (const w of viaWs) {
+        expect(w.watch.errors).toEqual([]);
+        expectSnapshotThenEveryVersion(wsUpdates(w), w.room.name, finalVersion.get(w.room.name)!);
+      }
+    } finally {
+      for (const s of sse) s.stream.close();
+      for (const w of viaWs) w.watch.dispose();
+      await ws.dispose();
+    }
+  });
+
+  it('subscribers of one session with different selections or filters each get exactly what they asked for', async () => {
+    const room = newRoomInstance(unique('feed-sel'));
+    await createSession(t.url, room.name, admin);
+    const narrow = openStream('subscription($r: String) { sessionUpdated(roomName: $r) { version } }', { r: room.name }, admin);
+    const wide = openStream(UPDATED, { r: room.name }, admin);
+    const aliased = openStream(`subscription { u: sessionUpdated(roomName: ${JSON.stringify(room.name)}) { v: version } }`, {}, admin);
+    const status = openStream('subscription($r: String) { sessionStatusChanged(roomName: $r) { version status } }', { r: room.name }, admin);
+    try {
+      await sleep(300);
+      expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200);
+      expect((await sendEvent(t.url, 'participant_joined', room, { participant: { identity: 'x' } })).status).toBe(200);
+      expect((await sendEvent(t.url, 'room_finished', room)).status).toBe(200);
+      const deadline = Date.now() + 10_000;
+      while ((wide.state.results.length < 4 || status.state.results.length < 3) && Date.now() < deadline) await sleep(25);
+      await sleep(200);
+      expect(narrow.state.results.map((r) => r.data)).toEqual([1, 2, 3, 4].map((version) => ({ sessionUpdated: { version } })));
+      expect(aliased.state.results.map((r) => r.data)).toEqual([1, 2, 3, 4].map((v) => ({ u: { v } })));
+      expect(wide.state.results.map((r) => r.data.sessionUpdated.eventType)).toEqual(['snapshot', 'room_started', 'participant_joined', 'room_finished']);
+      // The status stream skips the participant's version but not its place in the order.
+      expect(status.state.results.map((r) => r.data.sessionStatusChanged)).toEqual([
+        { version: 1, status: 'READY' },
+        { version: 2, status: 'LIVE' },
+        { version: 4, status: 'STOPPED' },
+      ]);
+    } finally {
+      for (const s of [narrow, wide, aliased, status]) s.close();
+    }
+  });
+
+  it('a refused grant and an unknown room still get the usual errors (yoga answers what the direct route leaves)', async () => {
+    const room = newRoomInstance(unique('feed-err'));
+    await createSession(t.url, room.name, admin);
+    const elsewhere = await mintToken({ roomJoin: true, room: unique('elsewhere') });
+    const refused = openStream(UPDATED, { r: room.name }, elsewhere);
+    const unknown = openStream(UPDATED, { r: unique('nowhere') }, admin);
+    try {
+      const deadline = Date.now() + 10_000;
+      while ((refused.state.results.length === 0 || unknown.state.results.length === 0) && Date.now() < deadline) await sleep(25);
+      expect(refused.state.results[0]?.errors?.map((e: any) => e.extensions?.code)).toEqual(['FORBIDDEN']);
+      expect(unknown.state.results[0]?.errors?.map((e: any) => e.extensions?.code)).toEqual(['NOT_FOUND']);
+    } finally {
+      refused.close();
+      unknown.close();
+    }
+  });
+});
