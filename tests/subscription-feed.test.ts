@@ -12,6 +12,10 @@ import { wsClient } from '../tools/kit/clients.js';
 import { mapLimit, sleep } from '../tools/kit/async.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { Watch } from './support/watch.js';
+import { createLocalBus } from '../src/realtime/bus.js';
+import { joinSessionFeed } from '../src/realtime/session-feed.js';
+import { snapshotOf, type SessionChange } from '../src/sessions/change.js';
+import { createLogger } from '../src/logger.js';
 
 let t: TestApp;
 let admin: string;
@@ -180,5 +184,47 @@ describe('many subscribers of the same sessions, joining while the sessions chan
       refused.close();
       unknown.close();
     }
+  });
+});
+
+describe('a session feed, at the moment between a joiner\'s live subscription and its snapshot', () => {
+  it('hands over a change that arrived while the snapshot was being read, after the snapshot, once', async () => {
+    const room = newRoomInstance(unique('feed-window'));
+    await createSession(t.url, room.name, admin);
+    const db = t.app.database.db;
+    const row = await db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+    // An in-process bus: the change below is published the instant the subscription is live, before the read returns.
+    const bus = createLocalBus(createLogger('silent'));
+    const got: SessionChange[] = [];
+    const failures: unknown[] = [];
+    const next: SessionChange = {
+      ...snapshotOf({ ...row, version: row.version + 1 }),
+      eventType: 'participant_joined',
+      previousStatus: row.status,
+    };
+    const leaveFirst = joinSessionFeed({ db, bus, logger: createLogger('silent') }, row, { deliver: (c) => got.push(c), fail: (e) => failures.push(e) });
+    await Promise.resolve();
+    await Promise.resolve();
+    await bus.publish(next);
+    // A second joiner on the same feed, meanwhile: also its snapshot first, then the change.
+    const got2: SessionChange[] = [];
+    const leaveSecond = joinSessionFeed({ db, bus, logger: createLogger('silent') }, row, { deliver: (c) => got2.push(c), fail: (e) => failures.push(e) });
+    await bus.publish(next); // a repeat: dropped
+    const deadline = Date.now() + 5_000;
+    while ((got.length < 2 || got2.length < 1) && Date.now() < deadline) await sleep(10);
+    await sleep(100);
+    leaveFirst();
+    leaveSecond();
+    expect(failures).toEqual([]);
+    expect(got.map((c) => [c.eventType, c.session.version])).toEqual([
+      ['snapshot', row.version],
+      ['participant_joined', row.version + 1],
+    ]);
+    // The second joiner's snapshot was read after the change was published (in memory only here): it gets the
+    // stored version as its snapshot, then the change it had queued.
+    expect(got2.map((c) => [c.eventType, c.session.version])).toEqual([
+      ['snapshot', row.version],
+      ['participant_joined', row.version + 1],
+    ]);
   });
 });
