@@ -16,6 +16,8 @@ import type { GraphQLContext } from './context.js';
 /** Yoga's keep-alive: a comment frame this often (and one at once: some browsers wait for a first byte). */
 const PING_MS = 12_000;
 const PING = ':\n\n';
+/** How long a stream's response head may wait for its snapshot, to go out in the same write. */
+const HEAD_WAIT_MS = 100;
 const COMPLETE = 'event: complete\ndata:\n\n';
 /** Documents (and their variables) remembered after parsing and validation. */
 const PREPARED_MAX = 500;
@@ -99,9 +101,25 @@ export function createSseSubscriptions(deps: {
   const ping = () => {
     for (const stream of streams) stream.ping();
   };
+  const unsentHeads = new Set<SseStream>();
+  let headTimer: NodeJS.Timeout | undefined;
+  const sendHeads = () => {
+    headTimer = undefined;
+    const due = performance.now() - HEAD_WAIT_MS;
+    // Oldest first (a Set keeps insertion order): stop at the first one still within its wait.
+    for (const stream of unsentHeads) {
+      if (stream.openedAt > due) {
+        headTimer = setTimeout(sendHeads, stream.openedAt - due).unref();
+        return;
+      }
+      stream.sendHead();
+    }
+  };
 
   class SseStream {
     private backlog: string[] | null = null;
+    headPending = false;
+    readonly openedAt = performance.now();
     private tail: Promise<void> | null = null;
     private queued = 0;
     private ended = false;
@@ -116,7 +134,10 @@ export function createSseSubscriptions(deps: {
 
     start(): void {
       this.res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'keep-alive', 'Cache-Control': 'no-cache', 'Content-Encoding': 'none' });
-      this.res.write(PING);
+      // The head and the first ping go out with the snapshot, in one write (or after HEAD_WAIT_MS without it).
+      this.headPending = true;
+      unsentHeads.add(this);
+      headTimer ??= setTimeout(sendHeads, HEAD_WAIT_MS).unref();
       this.res.on('close', () => this.end());
       this.offShutdown = shutdown.add(() => this.complete());
       streams.add(this);
@@ -142,7 +163,7 @@ export function createSseSubscriptions(deps: {
     }
 
     ping(): void {
-      if (!this.ended && this.backlog === null && !this.res.writableNeedDrain) this.res.write(PING);
+      if (!this.ended && !this.headPending && this.backlog === null && !this.res.writableNeedDrain) this.res.write(PING);
     }
 
     /** The server ends the stream (shutdown, or the source ended). */
@@ -160,8 +181,18 @@ export function createSseSubscriptions(deps: {
       this.res.destroy();
     }
 
+    /** Sends the head and a first ping now, if nothing did yet. */
+    sendHead(): void {
+      if (this.headPending) this.write('');
+    }
+
     private write(frame: string): void {
       if (this.ended) return;
+      if (this.headPending) {
+        this.headPending = false;
+        unsentHeads.delete(this);
+        frame = PING + frame;
+      }
       if (this.backlog !== null) {
         this.backlog.push(frame);
         // Past the buffer the oldest go (the latest state always arrives).
@@ -191,6 +222,7 @@ export function createSseSubscriptions(deps: {
       if (this.ended) return;
       this.ended = true;
       this.backlog = null;
+      unsentHeads.delete(this);
       this.leave();
       this.offShutdown();
       streams.delete(this);
@@ -237,6 +269,8 @@ export function createSseSubscriptions(deps: {
         return true;
       }
 
+      // The body was only needed to get here; the request lives as long as the stream.
+      (req as IncomingMessage & { body?: unknown }).body = undefined;
       const stream = new SseStream(res, selectionOf(p, params), context);
       stream.start();
       if (source instanceof SessionWatch) {
