@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import { findByIds, findByRoomNames } from './repo.js';
 import type { Db, SessionRow } from './tables.js';
 
@@ -65,7 +66,9 @@ class BatchedReads {
   }
 }
 
-type Readers = { byId: BatchedReads; byRoomName: BatchedReads };
+type Readers = { byId: BatchedReads; byRoomName: BatchedReads; rooms: LRUCache<string, SessionRow> };
+/** Rooms whose session is remembered (a session is never deleted and its room name never changes). */
+const ROOMS_REMEMBERED = 10_000;
 const readersByDb = new WeakMap<Db, Readers>();
 
 function readersOf(db: Db): Readers {
@@ -74,6 +77,7 @@ function readersOf(db: Db): Readers {
     readers = {
       byId: new BatchedReads((ids) => findByIds(db, ids), (row) => row.id),
       byRoomName: new BatchedReads((names) => findByRoomNames(db, names), (row) => row.room_name),
+      rooms: new LRUCache({ max: ROOMS_REMEMBERED }),
     };
     readersByDb.set(db, readers);
   }
@@ -83,5 +87,17 @@ function readersOf(db: Db): Readers {
 /** A session by id (a uuid: callers pass ids of rows they read), read together with concurrent callers'. */
 export const findByIdBatched = (db: Db, id: string) => readersOf(db).byId.load(id);
 
-/** A session by room name, read together with concurrent callers'. */
-export const findByRoomNameBatched = (db: Db, roomName: string) => readersOf(db).byRoomName.load(roomName);
+/**
+ * Which session a room has, for its identity only (id, room_name): the row may be an older read, so every
+ * other column may be stale. Rooms with a session are remembered (sessions are never deleted and a session's
+ * room never changes); the others are read each time (together with concurrent callers'), since a session
+ * may be created for them at any moment.
+ */
+export async function findSessionOfRoom(db: Db, roomName: string): Promise<SessionRow | undefined> {
+  const readers = readersOf(db);
+  const known = readers.rooms.get(roomName);
+  if (known) return known;
+  const row = await readers.byRoomName.load(roomName);
+  if (row) readers.rooms.set(roomName, row);
+  return row;
+}
