@@ -69,7 +69,11 @@ function openStream(query: string, variables: Record<string, unknown>, token: st
 }
 
 /** What a subscriber saw must be: its session's snapshot, then each later version once, in order, up to `last`. */
-function expectSnapshotThenEveryVersion(updates: Array<{ version: number; eventType: string; session?: { roomName: string } }>, roomName: string, last: number) {
+function expectSnapshotThenEveryVersion(
+  updates: Array<{ version: number; eventType: string; session?: { roomName: string } }>,
+  roomName: string,
+  last: number,
+) {
   expect(updates.length).toBeGreaterThan(0);
   expect(updates[0]!.eventType).toBe('snapshot');
   for (const u of updates) if (u.session) expect(u.session.roomName).toBe(roomName);
@@ -187,7 +191,7 @@ describe('many subscribers of the same sessions, joining while the sessions chan
   });
 });
 
-describe('a session feed, at the moment between a joiner\'s live subscription and its snapshot', () => {
+describe("a session feed, at the moment between a joiner's live subscription and its snapshot", () => {
   it('hands over a change that arrived while the snapshot was being read, after the snapshot, once', async () => {
     const room = newRoomInstance(unique('feed-window'));
     await createSession(t.url, room.name, admin);

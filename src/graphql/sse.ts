@@ -1,5 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createSourceEventStream, execute, getOperationAST, GraphQLError, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import {
+  createSourceEventStream,
+  execute,
+  getOperationAST,
+  GraphQLError,
+  OperationTypeNode,
+  type DocumentNode,
+  type ExecutionResult,
+  type GraphQLSchema,
+} from 'graphql';
 import { maskError, type YogaServerInstance } from 'graphql-yoga';
 import { LRUCache } from 'lru-cache';
 import type { Db } from '../db/connect.js';
@@ -80,7 +89,7 @@ export function createSseSubscriptions(deps: {
       const document = enveloped.parse(params.query) as DocumentNode;
       const errors = enveloped.validate(enveloped.schema, document) as readonly GraphQLError[];
       const operation = errors.length === 0 ? getOperationAST(document, params.operationName) : null;
-      if (operation?.operation === 'subscription') {
+      if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
         found = { schema: enveloped.schema as GraphQLSchema, document, operationName: params.operationName };
       }
     } catch {
@@ -297,7 +306,7 @@ const frames = new WeakMap<object, Map<string, string | Promise<string>>>();
 function frameOf(event: unknown, selection: Selection, context: GraphQLContext): string | Promise<string> {
   const key = event !== null && typeof event === 'object' ? event : undefined;
   let bySelection = key && frames.get(key);
-  if (key && !bySelection) frames.set(key, (bySelection = new Map()));
+  if (key && !bySelection) frames.set(key, (bySelection = new Map<string, string | Promise<string>>()));
   const known = bySelection?.get(selection.key);
   if (known !== undefined) return known;
   const { prepared } = selection;

@@ -160,7 +160,7 @@ const feedsByBus = new WeakMap<ChangeBus, Map<string, SessionFeed>>();
  */
 export function joinSessionFeed(deps: FeedDeps, session: SessionRow, sub: FeedSubscriber, only?: ChangeFilter): () => void {
   let feeds = feedsByBus.get(deps.bus);
-  if (!feeds) feedsByBus.set(deps.bus, (feeds = new Map()));
+  if (!feeds) feedsByBus.set(deps.bus, (feeds = new Map<string, SessionFeed>()));
   let feed = feeds.get(session.id);
   if (!feed) {
     const all = feeds;

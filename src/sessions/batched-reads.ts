@@ -75,8 +75,14 @@ function readersOf(db: Db): Readers {
   let readers = readersByDb.get(db);
   if (!readers) {
     readers = {
-      byId: new BatchedReads((ids) => findByIds(db, ids), (row) => row.id),
-      byRoomName: new BatchedReads((names) => findByRoomNames(db, names), (row) => row.room_name),
+      byId: new BatchedReads(
+        (ids) => findByIds(db, ids),
+        (row) => row.id,
+      ),
+      byRoomName: new BatchedReads(
+        (names) => findByRoomNames(db, names),
+        (row) => row.room_name,
+      ),
       rooms: new LRUCache({ max: ROOMS_REMEMBERED }),
     };
     readersByDb.set(db, readers);

@@ -221,6 +221,8 @@ type SubscriptionsOutcome = {
   streams: number;
   opened: number;
   openPerS: number;
+  /** Service CPU (all its processes) per opened stream, ms: what the machine's load does not change much. */
+  openCpuMs: number;
   rssPerStream: number;
   rssBefore: number;
   rssOpen: number;
@@ -249,6 +251,8 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
 
   // Open: at most openConcurrency at once, each counted when its snapshot arrived.
   const streams: Array<{ room: number; stream: SseStream }> = [];
+  const pids = target.processes.map((p) => p.child.pid!);
+  const cpuOpening = cpuSnapshot(pids);
   const opening = performance.now();
   let failed = 0;
   await mapLimit(
@@ -263,6 +267,8 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
     },
   );
   const openS = (performance.now() - opening) / 1000;
+  const cpuOpened = cpuSnapshot(pids);
+  const openCpuS = pids.reduce((sum, pid) => sum + (cpuOpened.byPid.get(pid) ?? 0) - (cpuOpening.byPid.get(pid) ?? 0), 0);
   if (failed > 0)
     problems.push(
       `${target.name}: ${failed}/${streamsWanted} streams failed to open (first: ${streams.find((s) => s.stream.errors.length)?.stream.errors[0]})`,
@@ -341,6 +347,7 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
     streams: streamsWanted,
     opened,
     openPerS: opened / openS,
+    openCpuMs: (openCpuS * 1000) / Math.max(1, opened),
     rssPerStream: (rssOpen - rssBefore) / Math.max(1, opened),
     rssBefore,
     rssOpen,
@@ -446,6 +453,7 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
         const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
         problems.push(...subs.problems);
         put('openRate', `opening SSE subscriptions (≤${opts.openConcurrency} at once), streams/s`, true, '/s', name, subs.openPerS);
+        put('openCpu', 'service CPU per opened SSE subscription', false, 'ms', name, subs.openCpuMs);
         put(
           'fanoutP50',
           `fan-out p50, ${streams.toLocaleString('en-US')} streams over ${opts.rooms.toLocaleString('en-US')} sessions, from the webhook's response`,
