@@ -252,6 +252,8 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
   // Open: at most openConcurrency at once, each counted when its snapshot arrived.
   const streams: Array<{ room: number; stream: SseStream }> = [];
   const pids = target.processes.map((p) => p.child.pid!);
+  // Streams only: the profile covers opening, fan-out and closing (otherwise it started with the ingest).
+  if (opts.streamsOnly) target.startProfile();
   const cpuOpening = cpuSnapshot(pids);
   const opening = performance.now();
   let failed = 0;
