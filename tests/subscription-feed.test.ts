@@ -33,7 +33,7 @@ type Frame = Record<string, any>;
 /** A subscription over a bare POST with `Accept: text/event-stream` (as a tab would open it), frames parsed as they come. */
 function openStream(query: string, variables: Record<string, unknown>, token: string) {
   const abort = new AbortController();
-  const state = { results: [] as Frame[], errors: [] as string[], completed: false };
+  const state = { results: [] as Frame[], errors: [] as string[], completed: false, pings: [] as number[] };
   void (async () => {
     const res = await fetch(`${t.url}/graphql`, {
       method: 'POST',
@@ -60,6 +60,7 @@ function openStream(query: string, variables: Record<string, unknown>, token: st
         const data = [...frame.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]).join('\n');
         if (event === 'next') state.results.push(JSON.parse(data) as Frame);
         if (event === 'complete') state.completed = true;
+        if (frame.startsWith(':')) state.pings.push(Date.now());
       }
     }
   })().catch((err: unknown) => {
@@ -172,6 +173,22 @@ describe('many subscribers of the same sessions, joining while the sessions chan
       for (const s of [narrow, wide, aliased, status]) s.close();
     }
   });
+
+  it('an idle stream is kept alive: a ping at once, then again after about 12-18 s of silence', async () => {
+    const room = newRoomInstance(unique('feed-ping'));
+    await createSession(t.url, room.name, admin);
+    const stream = openStream(UPDATED, { r: room.name }, admin);
+    try {
+      // Due by 18 s; 10 s more for a busy machine.
+      const deadline = Date.now() + 28_000;
+      while (stream.state.pings.length < 2 && Date.now() < deadline) await sleep(100);
+      expect(stream.state.errors).toEqual([]);
+      expect(stream.state.results.length).toBe(1);
+      expect(stream.state.pings.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      stream.close();
+    }
+  }, 40_000);
 
   it('a refused grant and an unknown room still get the usual errors (yoga answers what the direct route leaves)', async () => {
     const room = newRoomInstance(unique('feed-err'));

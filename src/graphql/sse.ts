@@ -22,8 +22,13 @@ import { BUFFER_SIZE, SessionWatch } from '../realtime/session-stream.js';
 import { viewerFromAuthorization } from './auth.js';
 import type { GraphQLContext } from './context.js';
 
-/** Yoga's keep-alive: a comment frame this often (and one at once: some browsers wait for a first byte). */
+/**
+ * Keep-alive: a comment frame on a stream that sent nothing for PING_MS or more (yoga pings every 12 s, and
+ * once at once: some browsers wait for a first byte). Checked in slices every PING_SLICE_MS, each looking at
+ * its share of the streams: 10,000 writes at once would hold the event loop for a second on a slow VM.
+ */
 const PING_MS = 12_000;
+const PING_SLICE_MS = 250;
 const PING = ':\n\n';
 /** How long a stream's response head may wait for its snapshot, to go out in the same write. */
 const HEAD_WAIT_MS = 100;
@@ -60,7 +65,7 @@ export type SseSubscriptions = {
  * usual errors. One session's subscribers join its feed directly (session-feed.ts): no iterator, buffer or
  * abort listener per stream. Each event is executed and serialized once per document and variables (not once
  * per subscriber): every subscriber of a session passed the same room grant, so the result is the same.
- * One shared timer pings every stream; a stalled client keeps at most the newest BUFFER_SIZE events.
+ * One shared timer pings idle streams, a slice at a time; a stalled client keeps at most the newest BUFFER_SIZE events.
  */
 export function createSseSubscriptions(deps: {
   yoga: YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -107,8 +112,16 @@ export function createSseSubscriptions(deps: {
     return selection;
   };
 
-  const ping = () => {
-    for (const stream of streams) stream.ping();
+  let pingCursor: Iterator<SseStream> | undefined;
+  const pingSlice = () => {
+    const due = performance.now() - PING_MS;
+    let budget = Math.ceil((streams.size * PING_SLICE_MS) / (PING_MS / 2));
+    while (budget-- > 0) {
+      let next = (pingCursor ??= streams.values()).next();
+      if (next.done) next = (pingCursor = streams.values()).next();
+      if (next.done) return;
+      next.value.pingIfIdleSince(due);
+    }
   };
   const unsentHeads = new Set<SseStream>();
   let headTimer: NodeJS.Timeout | undefined;
@@ -129,6 +142,7 @@ export function createSseSubscriptions(deps: {
     private backlog: string[] | null = null;
     headPending = false;
     readonly openedAt = performance.now();
+    private lastWriteAt = this.openedAt;
     private tail: Promise<void> | null = null;
     private queued = 0;
     private ended = false;
@@ -151,7 +165,7 @@ export function createSseSubscriptions(deps: {
       this.offShutdown = shutdown.add(() => this.complete());
       streams.add(this);
       metrics.subscriptions.inc();
-      pinger ??= setInterval(ping, PING_MS).unref();
+      pinger ??= setInterval(pingSlice, PING_SLICE_MS).unref();
     }
 
     /** Hands one event over, in order (an event whose encoding is still being computed holds up the later ones). */
@@ -171,8 +185,10 @@ export function createSseSubscriptions(deps: {
         });
     }
 
-    ping(): void {
-      if (!this.ended && !this.headPending && this.backlog === null && !this.res.writableNeedDrain) this.res.write(PING);
+    pingIfIdleSince(due: number): void {
+      if (this.lastWriteAt > due || this.ended || this.headPending || this.backlog !== null || this.res.writableNeedDrain) return;
+      this.lastWriteAt = performance.now();
+      this.res.write(PING);
     }
 
     /** The server ends the stream (shutdown, or the source ended). */
@@ -208,6 +224,7 @@ export function createSseSubscriptions(deps: {
         if (this.backlog.length > BUFFER_SIZE) this.backlog.shift();
         return;
       }
+      this.lastWriteAt = performance.now();
       if (!this.res.write(frame)) {
         this.backlog = [];
         this.res.once('drain', () => this.drain());
@@ -239,6 +256,7 @@ export function createSseSubscriptions(deps: {
       if (streams.size === 0 && pinger) {
         clearInterval(pinger);
         pinger = undefined;
+        pingCursor = undefined;
       }
     }
   }
