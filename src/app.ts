@@ -35,6 +35,9 @@ export type App = {
   reconcileNow(): Promise<number | null>;
 };
 
+/** Verified client tokens remembered (claims only, until each expires). */
+const CLIENT_TOKEN_CACHE_SIZE = 10_000;
+
 /** The one composition root: the only place that knows which backends are in use. */
 export async function createApp(
   config: Config,
@@ -57,8 +60,12 @@ export async function createApp(
   const bus = config.redis.target ? createRedisBus(config.redis.target, config.redis.prefix, logger) : createLocalBus(logger);
   const publisher = createChangePublisher({ db, bus, logger, intervalMs: config.outboxIntervalMs, onPublished: (n) => metrics.published.inc(n) });
 
-  // Client tokens: the service's own key (and GRAPHQL_TOKEN_KEYS), never the webhook-only rotation keys.
-  const verifyToken = config.graphql.authMode === 'off' ? null : createLiveKitTokenVerifier(config.graphql.tokenKeys, config.livekit.clockToleranceSeconds);
+  // Client tokens: the service's own key (and GRAPHQL_TOKEN_KEYS), never the webhook-only rotation keys. Browser tabs
+  // reuse their token for every subscription: each token's signature is checked once while it lives (bounded cache).
+  const verifyToken =
+    config.graphql.authMode === 'off'
+      ? null
+      : createLiveKitTokenVerifier(config.graphql.tokenKeys, config.livekit.clockToleranceSeconds, { cacheSize: CLIENT_TOKEN_CACHE_SIZE });
   const devToken =
     config.env === 'development' && verifyToken
       ? {

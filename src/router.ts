@@ -73,6 +73,8 @@ export function createHttpServer(deps: HttpDeps): { server: Server; inFlightWebh
       try {
         const body = await readBody(req, deps.graphqlMaxBodyBytes);
         (req as IncomingMessage & { body?: unknown }).body = body.length > 0 ? body : ' ';
+        // A subscription over SSE is served directly; everything else (and every error) by yoga.
+        if (await deps.graphql.sse.handle(req, res, body)) return;
       } catch (err) {
         if (err instanceof BodyTooLargeError) {
           // No "Connection: close": readBody drops the rest of the body for a moment first (see discardRest).

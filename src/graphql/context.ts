@@ -1,6 +1,7 @@
 import type { Db } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { ChangeBus } from '../realtime/bus.js';
+import type { EndAll } from '../realtime/end-all.js';
 
 /**
  * Who is asking, from a LiveKit access token's video grant:
@@ -21,8 +22,8 @@ export type GraphQLContext = {
   logger: Logger;
   /** Aborted when the client goes away. */
   signal?: AbortSignal;
-  /** Aborted when the server stops: open subscriptions end. */
-  shutdown: AbortSignal;
+  /** Ended when the server stops: open subscriptions end. */
+  shutdown: EndAll;
   /** Sessions this operation created: their creator may read them in the mutation's payload. */
   created: Set<string>;
 };

@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { createYoga, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import { WebSocketServer } from 'ws';
@@ -8,6 +7,7 @@ import type { LiveKitTokenVerifier } from '../livekit/jwt.js';
 import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { ChangeBus } from '../realtime/bus.js';
+import { EndAll } from '../realtime/end-all.js';
 import { viewerFromAuthorization } from './auth.js';
 import type { GraphQLContext, Viewer } from './context.js';
 import { graphiqlOptions, withPageNote, type GraphiQLDevToken } from './graphiql.js';
@@ -16,6 +16,7 @@ import { noIntrospection } from './plugins/no-introspection.js';
 import { queryLimits } from './plugins/query-limits.js';
 import { codeValidationErrors } from './plugins/validation-codes.js';
 import { buildSchema } from './schema.js';
+import { createSseSubscriptions, type SseSubscriptions } from './sse.js';
 import { useGraphQLWs } from './ws.js';
 
 export const GRAPHQL_PATH = '/graphql';
@@ -25,6 +26,8 @@ type ServerContext = { viewer?: Viewer; signal?: AbortSignal; req?: IncomingMess
 export type GraphQLServer = {
   yoga: YogaServerInstance<ServerContext, GraphQLContext>;
   wss: WebSocketServer;
+  /** Subscriptions over SSE, served without yoga's per-request machinery (yoga answers what it leaves). */
+  sse: SseSubscriptions;
   /** Ends every open subscription (SSE and WebSocket) and closes the sockets. */
   close(): Promise<void>;
 };
@@ -41,9 +44,8 @@ export function createGraphQLServer(deps: {
   devToken?: GraphiQLDevToken;
 }): GraphQLServer {
   const { config, db, bus, logger, metrics, verifyToken, devToken } = deps;
-  const shutdown = new AbortController();
-  // Every open subscription listens to it (and lets go when it ends): not the leak Node's warning assumes.
-  setMaxListeners(0, shutdown.signal);
+  // Every open subscription registers with it (and lets go when it ends).
+  const shutdown = new EndAll();
   const production = config.env === 'production';
 
   const plugins: Plugin[] = [...queryLimits({ ...config.graphql, production }), codeValidationErrors(), countSubscriptions(metrics)];
@@ -74,7 +76,7 @@ export function createGraphQLServer(deps: {
       logger,
       // Two signals rather than AbortSignal.any: on Node 20 that leaks a reference per request (nodejs/node#54614).
       signal: signal ?? request.signal,
-      shutdown: shutdown.signal,
+      shutdown,
       created: new Set<string>(),
     }),
   });
@@ -89,11 +91,23 @@ export function createGraphQLServer(deps: {
     logger,
   });
 
+  const sse = createSseSubscriptions({
+    yoga: yoga as unknown as YogaServerInstance<Record<string, unknown>, GraphQLContext>,
+    verifyToken,
+    db,
+    bus,
+    logger,
+    metrics,
+    shutdown,
+    cors: origins.length > 0,
+  });
+
   return {
     yoga,
     wss,
+    sse,
     async close() {
-      shutdown.abort();
+      shutdown.end();
       for (const client of wss.clients) client.close(1001, 'Server shutting down');
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },

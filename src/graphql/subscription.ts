@@ -1,6 +1,7 @@
 import type { SessionChange } from '../sessions/change.js';
 import { MAX_ROOM_NAME_LENGTH } from '../sessions/limits.js';
-import { findById, findByRoomName } from '../sessions/repo.js';
+import { findSessionOfRoom } from '../sessions/batched-reads.js';
+import { findById } from '../sessions/repo.js';
 import type { SessionRow } from '../sessions/tables.js';
 import { statusChangesOnly, watchAllSessions, watchSession } from '../realtime/session-stream.js';
 import { builder } from './builder.js';
@@ -58,9 +59,14 @@ export function oneSessionScopes(args: OneSessionArgs, whenNeither: { list: true
   return whenNeither;
 }
 
-/** The session a one-session subscription names (by roomName, or by id; both given must agree), or NOT_FOUND. */
+/**
+ * The session a one-session subscription names (by roomName, or by id; both given must agree), or NOT_FOUND.
+ * Only its identity counts (the stream reads the session's state itself once it is subscribed): by room it
+ * may come from an earlier read.
+ */
 export async function findWatchedSession(ctx: GraphQLContext, args: OneSessionArgs): Promise<SessionRow> {
-  const session = args.roomName != null ? await findByRoomName(ctx.db, args.roomName) : args.id != null ? await findById(ctx.db, args.id) : undefined;
+  // By room: remembered, or read together with other subscribers' lookups (tabs open many at once).
+  const session = args.roomName != null ? await findSessionOfRoom(ctx.db, args.roomName) : args.id != null ? await findById(ctx.db, args.id) : undefined;
   if (session && args.roomName != null && args.id != null && session.id !== args.id)
     throw userError('BAD_USER_INPUT', 'id and roomName name different sessions');
   if (!session) throw userError('NOT_FOUND', 'No session for that ' + (args.roomName != null ? 'room' : 'id'));

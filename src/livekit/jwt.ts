@@ -1,5 +1,6 @@
 import { errors as joseErrors } from 'jose';
 import { TokenVerifier, type ClaimGrants } from 'livekit-server-sdk';
+import { LRUCache } from 'lru-cache';
 
 /** LiveKit issues HS256 only; the SDK's verifier alone would also take HS384/HS512. */
 const LIVEKIT_JWT_ALG = 'HS256';
@@ -18,22 +19,48 @@ export type LiveKitTokenVerifier = (token: string, opts?: { maxLifetimeSeconds?:
 /**
  * Verifies LiveKit JWTs with the SDK's TokenVerifier (signature, issuer, exp, nbf), after choosing
  * the secret by the token's `iss` among the configured keys and refusing any algorithm but HS256.
+ *
+ * With `cacheSize` > 0, the claims of up to that many verified tokens are remembered, keyed by the whole
+ * token string (signature included), until they expire: 10,000 browser tabs reusing a few tokens pay
+ * the signature check once per token. Time-bound checks (exp, nbf) and the lifetime limit still run on
+ * every use; failures are never cached.
  */
-export function createLiveKitTokenVerifier(keys: ReadonlyMap<string, string>, clockToleranceSeconds: number): LiveKitTokenVerifier {
+export function createLiveKitTokenVerifier(
+  keys: ReadonlyMap<string, string>,
+  clockToleranceSeconds: number,
+  { cacheSize = 0 }: { cacheSize?: number } = {},
+): LiveKitTokenVerifier {
   const verifiers = new Map([...keys].map(([key, secret]) => [key, new TokenVerifier(key, secret)]));
-  return async (token, opts = {}) => {
+  const verified = cacheSize > 0 ? new LRUCache<string, VerifiedClaims>({ max: cacheSize, ttlAutopurge: false }) : undefined;
+  const verifySignature = async (token: string): Promise<VerifiedClaims> => {
+    const cached = verified?.get(token);
+    if (cached) {
+      checkTimes(cached, clockToleranceSeconds);
+      return cached;
+    }
+    const claims = await verifyUncached(token);
+    // Only tokens that expire are remembered, and only until then (plus the tolerance).
+    if (verified && typeof claims.exp === 'number') {
+      const ttl = (claims.exp + clockToleranceSeconds) * 1000 - Date.now();
+      if (ttl > 0) verified.set(token, Object.freeze(claims), { ttl });
+    }
+    return claims;
+  };
+  const verifyUncached = async (token: string): Promise<VerifiedClaims> => {
     const jwt = readUnverifiedJwt(token);
     if (!jwt) throw new TokenRejected('malformed token');
     if (jwt.header.alg !== LIVEKIT_JWT_ALG) throw new TokenRejected(`unsupported algorithm ${JSON.stringify(String(jwt.header.alg)).slice(0, 40)}`);
     const verifier = typeof jwt.claims.iss === 'string' ? verifiers.get(jwt.claims.iss) : undefined;
     if (!verifier) throw new TokenRejected('unknown API key');
 
-    let claims: VerifiedClaims;
     try {
-      claims = await verifier.verify(token, clockToleranceSeconds);
+      return await verifier.verify(token, clockToleranceSeconds);
     } catch (err) {
       throw new TokenRejected(describeJoseError(err));
     }
+  };
+  return async (token, opts = {}) => {
+    const claims = await verifySignature(token);
     if (opts.maxLifetimeSeconds !== undefined) {
       const start = claims.nbf ?? claims.iat;
       if (start === undefined) throw new TokenRejected('token has neither nbf nor iat');
@@ -41,6 +68,13 @@ export function createLiveKitTokenVerifier(keys: ReadonlyMap<string, string>, cl
     }
     return claims;
   };
+}
+
+/** exp and nbf against the clock, as jose checks them, for a token whose signature was verified earlier. */
+function checkTimes(claims: VerifiedClaims, clockToleranceSeconds: number): void {
+  const now = Math.floor(Date.now() / 1000);
+  if (typeof claims.exp === 'number' && claims.exp <= now - clockToleranceSeconds) throw new TokenRejected('token expired');
+  if (typeof claims.nbf === 'number' && claims.nbf > now + clockToleranceSeconds) throw new TokenRejected('token not yet valid');
 }
 
 function describeJoseError(err: unknown): string {

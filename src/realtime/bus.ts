@@ -96,7 +96,7 @@ type Broker = {
   publish(channels: readonly string[], message: string): Promise<void>;
   /** Resolves when the broker acknowledged every channel. */
   subscribe(channels: readonly string[]): Promise<unknown>;
-  unsubscribe(channel: string): Promise<unknown>;
+  unsubscribe(channels: readonly string[]): Promise<unknown>;
   isConnected(): boolean;
   close(): Promise<void>;
 };
@@ -161,6 +161,7 @@ export function createRedisBus(target: RedisTarget, prefix: string, logger: Logg
     },
   };
   const broker = target.kind === 'cluster' ? openClusterBroker(target, logger, events) : openConnectionBroker(target, logger, events);
+  const commands = batchedSubscriptions(broker, logger);
 
   return {
     description: broker.description,
@@ -169,16 +170,13 @@ export function createRedisBus(target: RedisTarget, prefix: string, logger: Logg
     },
     async subscribe(topic, listener) {
       const channel = channelName(prefix, topic);
-      if (listeners.add(channel, listener)) {
-        const ack = broker.subscribe([channel]).catch((err: Error) => logger.warn({ err: err.message, channel }, 'redis subscribe failed'));
-        acks.set(channel, withWait(ack, SUBSCRIBE_WAIT_MS));
-      }
+      if (listeners.add(channel, listener)) acks.set(channel, commands.subscribe(channel));
       // Wait for the broker's acknowledgement so a snapshot read afterwards cannot miss a change.
       await acks.get(channel);
       return () => {
         if (listeners.remove(channel, listener)) {
           acks.delete(channel);
-          broker.unsubscribe(channel).catch((err: Error) => logger.debug({ err: err.message, channel }, 'redis unsubscribe failed'));
+          void commands.unsubscribe(channel);
         }
       };
     },
@@ -192,6 +190,41 @@ export function createRedisBus(target: RedisTarget, prefix: string, logger: Logg
       await broker.close();
     },
   };
+}
+
+/**
+ * SUBSCRIBE and UNSUBSCRIBE of one turn of the event loop sent as one command each (in the order they were
+ * asked for): 1,000 sessions watched or left at once cost a few commands, not 1,000 writes to the socket.
+ * A subscription resolves when the broker acknowledged its batch (or after a bounded wait).
+ */
+function batchedSubscriptions(broker: Broker, logger: Logger) {
+  type Run = { kind: 'subscribe' | 'unsubscribe'; channels: string[]; done: Promise<unknown>; settle: () => void };
+  let runs: Run[] = [];
+  const flush = () => {
+    const batch = runs;
+    runs = [];
+    for (const run of batch) {
+      const sent = run.kind === 'subscribe' ? broker.subscribe(run.channels) : broker.unsubscribe(run.channels);
+      sent
+        .catch((err: Error) =>
+          logger[run.kind === 'subscribe' ? 'warn' : 'debug']({ err: err.message, channels: run.channels.length }, `redis ${run.kind} failed`),
+        )
+        .finally(run.settle);
+    }
+  };
+  const add = (kind: Run['kind'], channel: string): Promise<unknown> => {
+    if (runs.length === 0) setImmediate(flush);
+    let run = runs.at(-1);
+    if (run?.kind !== kind) {
+      let settle!: () => void;
+      const done = new Promise<void>((resolve) => (settle = resolve));
+      run = { kind, channels: [], done: kind === 'subscribe' ? withWait(done, SUBSCRIBE_WAIT_MS) : done, settle };
+      runs.push(run);
+    }
+    run.channels.push(channel);
+    return run.done;
+  };
+  return { subscribe: (channel: string) => add('subscribe', channel), unsubscribe: (channel: string) => add('unsubscribe', channel) };
 }
 
 /** Resolves when `promise` settles or after `ms`, whichever is first (never rejects with a timeout). */
@@ -254,7 +287,7 @@ function openConnectionBroker(target: Exclude<RedisTarget, { kind: 'cluster' }>,
       if (failed?.[0]) throw failed[0];
     },
     subscribe: (channels) => subscriber.subscribe(...channels),
-    unsubscribe: (channel) => subscriber.unsubscribe(channel),
+    unsubscribe: (channels) => subscriber.unsubscribe(...channels),
     isConnected: () => publisher.status === 'ready',
     close: () => closeClients(publisher, subscriber),
   };
@@ -287,7 +320,7 @@ function openClusterBroker(target: Extract<RedisTarget, { kind: 'cluster' }>, lo
     // One SSUBSCRIBE per channel: a command's channels must share a slot. ioredis keeps every channel it was
     // asked for (repeats included) until it is unsubscribed, and re-sends them to a shard's new owner.
     subscribe: (channels) => Promise.all(channels.map((channel) => subscriber.ssubscribe(channel))),
-    unsubscribe: (channel) => subscriber.sunsubscribe(channel),
+    unsubscribe: (channels) => Promise.all(channels.map((channel) => subscriber.sunsubscribe(channel))),
     isConnected: () => publisher.status === 'ready',
     close: () => closeClients(publisher, subscriber),
   };

@@ -3,85 +3,77 @@ import { LRUCache } from 'lru-cache';
 import type { Db } from '../db/connect.js';
 import type { SessionRow } from '../db/types.js';
 import type { Logger } from '../logger.js';
-import { snapshotOf, type SessionChange } from '../sessions/change.js';
-import { changesBetween, findById } from '../sessions/repo.js';
+import type { SessionChange } from '../sessions/change.js';
 import type { ChangeBus } from './bus.js';
+import type { EndAll } from './end-all.js';
+import { joinSessionFeed, type ChangeFilter } from './session-feed.js';
+
+export type { ChangeFilter } from './session-feed.js';
 
 /**
  * A subscriber keeps at most this many undelivered events; past that the oldest are dropped (the latest
  * status wins). A session changes a few times in its life: only a stalled client, or a burst of more
  * changes than this reaching the process at once, skips versions.
  */
-const BUFFER_SIZE = 64;
+export const BUFFER_SIZE = 64;
 
 export type StreamDeps = { db: Db; bus: ChangeBus; logger: Logger };
-/** Which changes a stream passes on (the snapshot always goes first); versions it skips still count as seen. */
-export type ChangeFilter = (change: SessionChange) => boolean;
 /** Only status changes: participant, track, egress and ingress changes keep the status (previous = current). */
 export const statusChangesOnly: ChangeFilter = (change) => change.previousStatus !== change.session.status;
-/** A stream ends when any of these aborts (the client left, the server stops). */
-export type EndSignals = readonly (AbortSignal | undefined)[];
+/** A stream ends when any of these aborts or ends (the client left, the server stops). */
+export type EndSignals = readonly (AbortSignal | EndAll | undefined)[];
 
-/** Listens for the first abort; returns the function that removes the listeners (so nothing outlives the stream). */
+/** Listens for the first abort or end; returns the function that removes the listeners (so nothing outlives the stream). */
 function stopOnAbort(signals: EndSignals, stop: () => void): () => void {
   const onAbort = () => stop();
+  const removers: (() => void)[] = [];
   for (const signal of signals) {
-    if (signal?.aborted) stop();
-    else signal?.addEventListener('abort', onAbort, { once: true });
+    if (!signal) continue;
+    if (!(signal instanceof AbortSignal)) removers.push(signal.add(onAbort));
+    else if (signal.aborted) stop();
+    else {
+      signal.addEventListener('abort', onAbort, { once: true });
+      removers.push(() => signal.removeEventListener('abort', onAbort));
+    }
   }
   return () => {
-    for (const signal of signals) signal?.removeEventListener('abort', onAbort);
+    for (const remove of removers) remove();
   };
 }
 
 /**
- * One session's changes: its current state first ("snapshot"), then every newer version in order.
- * The broker subscription is live before the snapshot is read, every event not newer than what was
- * sent is dropped, a version gap is filled from `session_changes`, and a broker reconnect re-reads
- * what was missed meanwhile.
+ * One session's changes: its current state first ("snapshot"), then every newer version in order (see
+ * session-feed.ts: one broker subscription per session per process, the snapshot read after it is live,
+ * gaps filled from `session_changes`, a broker reconnect re-read).
+ *
+ * Lazy: nothing happens until it is iterated. A transport that writes events itself (the SSE route) joins
+ * the session's feed directly with `deps`, `session` and `only`, without an iterator or a buffer per stream.
  */
-export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSignals = [], only?: ChangeFilter): AsyncIterableIterator<SessionChange> {
-  const { db, bus, logger } = deps;
-  return new Repeater<SessionChange>(async (push, stop) => {
-    let lastVersion = 0;
-    let openGate!: () => void;
-    // Everything that reaches the subscriber goes through this chain, one at a time, in order.
-    let chain: Promise<void> = new Promise<void>((resolve) => (openGate = resolve));
-    const serially = (step: () => Promise<void>) => {
-      chain = chain.then(step).catch((err: unknown) => {
-        logger.warn({ err, sessionId: session.id }, 'session stream failed');
-        stop(err);
-      });
-    };
-    const emit = (change: SessionChange) => {
-      lastVersion = change.session.version;
-      if (only && change.eventType !== 'snapshot' && !only(change)) return;
-      void push(change).catch(() => {});
-    };
-    const catchUp = async (upto?: number) => {
-      for (const missed of await changesBetween(db, session.id, lastVersion, upto)) emit(missed);
-    };
-    const deliver = async (change: SessionChange) => {
-      const version = change.session.version;
-      if (version <= lastVersion) return;
-      if (version > lastVersion + 1) await catchUp(version - 1);
-      emit(change);
-    };
+export class SessionWatch implements AsyncIterable<SessionChange> {
+  constructor(
+    readonly deps: StreamDeps,
+    readonly session: SessionRow,
+    readonly endOn: EndSignals = [],
+    readonly only?: ChangeFilter,
+  ) {}
 
-    const unsubscribe = await bus.subscribe({ sessionId: session.id }, (change) => serially(() => deliver(change)));
-    const offReconnect = bus.onReconnect(() => serially(() => catchUp()));
-    const stopListening = stopOnAbort(endOn, stop);
-    try {
-      const current = (await findById(db, session.id)) ?? session;
-      emit(snapshotOf(current));
-      openGate();
-      await stop;
-    } finally {
-      stopListening();
-      unsubscribe();
-      offReconnect();
-    }
-  }, new SlidingBuffer(BUFFER_SIZE));
+  [Symbol.asyncIterator](): AsyncIterator<SessionChange> {
+    const { deps, session, endOn, only } = this;
+    return new Repeater<SessionChange>(async (push, stop) => {
+      const leave = joinSessionFeed(deps, session, { deliver: (change) => void push(change).catch(() => {}), fail: (err) => stop(err) }, only);
+      const stopListening = stopOnAbort(endOn, stop);
+      try {
+        await stop;
+      } finally {
+        stopListening();
+        leave();
+      }
+    }, new SlidingBuffer(BUFFER_SIZE));
+  }
+}
+
+export function watchSession(deps: StreamDeps, session: SessionRow, endOn: EndSignals = [], only?: ChangeFilter): SessionWatch {
+  return new SessionWatch(deps, session, endOn, only);
 }
 
 /**

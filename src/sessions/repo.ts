@@ -388,3 +388,15 @@ async function firstRow<R>(db: Db, text: string, params: readonly unknown[]): Pr
   const { rows } = await db.executeQuery<R>(CompiledQuery.raw(text, [...params]));
   return rows[0]!;
 }
+
+/** Sessions with these ids (any order; missing ones left out): many subscribers' snapshots in one read. */
+export function findByIds(db: Db, ids: readonly string[]): Promise<SessionRow[]> {
+  if (ids.length === 0) return Promise.resolve([]);
+  return db.selectFrom('sessions').selectAll().where('id', 'in', ids).execute();
+}
+
+/** Sessions of these rooms (any order; missing ones left out): many subscribers' lookups in one read. */
+export function findByRoomNames(db: Db, roomNames: readonly string[]): Promise<SessionRow[]> {
+  if (roomNames.length === 0) return Promise.resolve([]);
+  return db.selectFrom('sessions').selectAll().where('room_name', 'in', roomNames).execute();
+}

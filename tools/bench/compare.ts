@@ -44,6 +44,8 @@ export type CompareOptions = {
   quickStart: boolean;
   /** Starts of each kind for the start-up figures (median reported). */
   startRuns?: number;
+  /** Only the subscription figures (open rate, memory, fan-out, channels): no ingest, no pgbench. */
+  streamsOnly?: boolean;
   /** Scale curve: subscriber counts and process counts to repeat the fan-out and ingest with. */
   scaleStreams: number[];
   scaleProcesses: number[];
@@ -222,6 +224,8 @@ type SubscriptionsOutcome = {
   streams: number;
   opened: number;
   openPerS: number;
+  /** Service CPU (all its processes) per opened stream, ms: what the machine's load does not change much. */
+  openCpuMs: number;
   rssPerStream: number;
   rssBefore: number;
   rssOpen: number;
@@ -250,6 +254,10 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
 
   // Open: at most openConcurrency at once, each counted when its snapshot arrived.
   const streams: Array<{ room: number; stream: SseStream }> = [];
+  const pids = target.processes.map((p) => p.child.pid!);
+  // Streams only: the profile covers opening, fan-out and closing (otherwise it started with the ingest).
+  if (opts.streamsOnly) target.startProfile();
+  const cpuOpening = cpuSnapshot(pids);
   const opening = performance.now();
   let failed = 0;
   await mapLimit(
@@ -264,6 +272,8 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
     },
   );
   const openS = (performance.now() - opening) / 1000;
+  const cpuOpened = cpuSnapshot(pids);
+  const openCpuS = pids.reduce((sum, pid) => sum + (cpuOpened.byPid.get(pid) ?? 0) - (cpuOpening.byPid.get(pid) ?? 0), 0);
   if (failed > 0)
     problems.push(
       `${target.name}: ${failed}/${streamsWanted} streams failed to open (first: ${streams.find((s) => s.stream.errors.length)?.stream.errors[0]})`,
@@ -342,6 +352,7 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
     streams: streamsWanted,
     opened,
     openPerS: opened / openS,
+    openCpuMs: (openCpuS * 1000) / Math.max(1, opened),
     rssPerStream: (rssOpen - rssBefore) / Math.max(1, opened),
     rssBefore,
     rssOpen,
@@ -377,7 +388,8 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
 
   const peerDir = opts.targets.includes('peer') ? preparePeer(opts.log) : undefined;
   opts.log('building and signing the webhook pools ...');
-  const pools = await buildPools(opts);
+  // Streams only: no ingest, so (almost) nothing to sign.
+  const pools = await buildPools(opts.streamsOnly ? { ...opts, ingestS: 0, warmupS: 0 } : opts);
   details.pools = { status: pools.status.length, mix: pools.mix.length, signSeconds: round(pools.seconds, 1) };
   // Each target's profiles in their own folder: <dir>/ours, <dir>/peer.
   const targetOptions = (name: TargetName): TargetOptions => ({ cpuProfDir: opts.cpuProfDir ? join(opts.cpuProfDir, name) : undefined });
@@ -390,28 +402,39 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
     try {
       const target = await start(name);
       try {
-        await target.prepareRooms([...pools.statusRooms, ...pools.mixRooms]);
-        opts.log(`${name}: ingest, status webhooks only (${opts.connections} connections, ${opts.ingestS} s) ...`);
-        const status = await ingest(target, pools.status, opts, 'status ingest', true);
-        problems.push(...status.problems);
-        put('ingestStatusRps', `ingest req/s, status webhooks, ${opts.connections} connections`, true, 'req/s', name, status.reqPerS);
-        put('ingestStatusP99', 'ingest p99, status webhooks', false, 'ms', name, status.p99);
-        put('ingestStatusCpu', 'service CPU per status webhook', false, 'ms', name, status.cpuMsPerReq.service);
-        opts.log(`${name}: ingest, realistic mix ...`);
-        const mix = await ingest(target, pools.mix, opts, 'mixed ingest');
-        problems.push(...mix.problems);
-        put('ingestMixRps', `ingest req/s, realistic mix, ${opts.connections} connections`, true, 'req/s', name, mix.reqPerS);
-        put('ingestMixP99', 'ingest p99, realistic mix', false, 'ms', name, mix.p99);
-        put('ingestMixCpu', 'service CPU per webhook, realistic mix', false, 'ms', name, mix.cpuMsPerReq.service);
-        const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
-        if (verified) problems.push(...verified.problems);
-        opts.log(`${name}: pgbench on its per-webhook SQL ...`);
-        const pgb = await pgbenchCapacity(target, opts);
-        put('pgbench', 'Postgres capacity for the per-webhook SQL (pgbench, 16 clients), webhooks/s', true, '/s', name, pgb.webhooksPerS);
+        let ingestDetails: Record<string, unknown> = {};
+        if (!opts.streamsOnly) {
+          await target.prepareRooms([...pools.statusRooms, ...pools.mixRooms]);
+          opts.log(`${name}: ingest, status webhooks only (${opts.connections} connections, ${opts.ingestS} s) ...`);
+          const status = await ingest(target, pools.status, opts, 'status ingest', true);
+          problems.push(...status.problems);
+          put('ingestStatusRps', `ingest req/s, status webhooks, ${opts.connections} connections`, true, 'req/s', name, status.reqPerS);
+          put('ingestStatusP99', 'ingest p99, status webhooks', false, 'ms', name, status.p99);
+          put('ingestStatusCpu', 'service CPU per status webhook', false, 'ms', name, status.cpuMsPerReq.service);
+          opts.log(`${name}: ingest, realistic mix ...`);
+          const mix = await ingest(target, pools.mix, opts, 'mixed ingest');
+          problems.push(...mix.problems);
+          put('ingestMixRps', `ingest req/s, realistic mix, ${opts.connections} connections`, true, 'req/s', name, mix.reqPerS);
+          put('ingestMixP99', 'ingest p99, realistic mix', false, 'ms', name, mix.p99);
+          put('ingestMixCpu', 'service CPU per webhook, realistic mix', false, 'ms', name, mix.cpuMsPerReq.service);
+          const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
+          if (verified) problems.push(...verified.problems);
+          opts.log(`${name}: pgbench on its per-webhook SQL ...`);
+          const pgb = await pgbenchCapacity(target, opts);
+          put('pgbench', 'Postgres capacity for the per-webhook SQL (pgbench, 16 clients), webhooks/s', true, '/s', name, pgb.webhooksPerS);
+          const strip = ({ items: _items, ...rest }: IngestOutcome) => rest;
+          ingestDetails = {
+            status: strip(status),
+            mix: strip(mix),
+            verify: verified?.verify,
+            pgbench: { webhooksPerS: round(pgb.webhooksPerS, 0), latencyMs: pgb.latencyMs },
+          };
+        }
         opts.log(`${name}: ${streams} SSE streams over ${opts.rooms} sessions ...`);
         const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
         problems.push(...subs.problems);
         put('openRate', `opening SSE subscriptions (≤${opts.openConcurrency} at once), streams/s`, true, '/s', name, subs.openPerS);
+        put('openCpu', 'service CPU per opened SSE subscription', false, 'ms', name, subs.openCpuMs);
         put(
           'fanoutP50',
           `fan-out p50, ${streams.toLocaleString('en-US')} streams over ${opts.rooms.toLocaleString('en-US')} sessions, from the webhook's response`,
@@ -442,14 +465,7 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
             ? `yes (${round(subs.channels.releasedS, 1)} s)`
             : `no (${subs.channels.afterClose3s - subs.channels.before} of ${subs.channels.open - subs.channels.before} left)`,
         );
-        const strip = ({ items: _items, ...rest }: IngestOutcome) => rest;
-        details[name] = {
-          status: strip(status),
-          mix: strip(mix),
-          verify: verified?.verify,
-          pgbench: { webhooksPerS: round(pgb.webhooksPerS, 0), latencyMs: pgb.latencyMs },
-          subscriptions: subs,
-        };
+        details[name] = { ...ingestDetails, subscriptions: subs };
       } finally {
         await target.stop();
       }

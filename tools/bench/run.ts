@@ -38,6 +38,7 @@ const USAGE = `Usage: npm run bench -- [options]
                         and 1 / 2 / 4 service processes, where the open-file limit allows
   --no-quickstart       compare: skip the start-up timings (embedded quick start, compiled production start)
   --runs <n>            startup: starts of each kind, reported as the median (default 5; compare: 3)
+  --streams-only        compare: only the subscription figures (open rate, memory, fan-out, channels released)
   --duration <s>        measured run of compare's ingest (default ${COMPARE_DEFAULTS.ingestS}), webhooks and fanout (${WEBHOOK_DEFAULTS.durationS}/${FANOUT_DEFAULTS.durationS})
   --json                print one JSON object instead of tables
   --connections <n>     compare and webhooks: autocannon connections (default ${COMPARE_DEFAULTS.connections}/${WEBHOOK_DEFAULTS.connections})
@@ -64,6 +65,7 @@ async function main(): Promise<number> {
       rooms: { type: 'string' },
       scale: { type: 'boolean', default: false },
       'no-quickstart': { type: 'boolean', default: false },
+      'streams-only': { type: 'boolean', default: false },
       duration: { type: 'string' },
       json: { type: 'boolean', default: false },
       connections: { type: 'string' },
@@ -134,8 +136,9 @@ async function main(): Promise<number> {
           sessions: num('sessions', base.sessions, 1, 100_000),
           streams: values.scale ? Math.min(streams, base.streams) : streams,
           rooms: num('rooms', base.rooms, 1, 100_000),
-          quickStart: base.quickStart && !values['no-quickstart'],
+          quickStart: base.quickStart && !values['no-quickstart'] && !values['streams-only'],
           startRuns: num('runs', 3, 1, 50),
+          streamsOnly: values['streams-only'],
           scaleStreams: !values.scale ? [] : values.quick ? [100, 1_000] : [1_000, 10_000, values.subscribers ? streams : 50_000],
           scaleProcesses: values.scale ? [2, 4] : [],
           cpuProfDir,

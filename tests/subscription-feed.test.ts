@@ -1,0 +1,251 @@
+/**
+ * The shared per-session feed and the direct SSE route (src/realtime/session-feed.ts, src/graphql/sse.ts):
+ * many subscribers of the same sessions join at once while those sessions change. Their snapshots are read
+ * in batches and each event is encoded once per document and variables, yet every subscriber must get its
+ * own session's snapshot first, then every later version exactly once, in order, in the fields it asked for.
+ * Real HTTP, signed webhooks, real Postgres and Redis (or the embedded backends where those are missing).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRoomInstance, sendEvent, type RoomInstance } from '../tools/kit/livekit-emulator.js';
+import { adminToken, createSession, mintToken } from '../tools/kit/graphql.js';
+import { wsClient } from '../tools/kit/clients.js';
+import { mapLimit, sleep } from '../tools/kit/async.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { Watch } from './support/watch.js';
+import { createLocalBus } from '../src/realtime/bus.js';
+import { joinSessionFeed } from '../src/realtime/session-feed.js';
+import { snapshotOf, type SessionChange } from '../src/sessions/change.js';
+import { createLogger } from '../src/logger.js';
+
+let t: TestApp;
+let admin: string;
+beforeAll(async () => {
+  t = await startTestApp();
+  admin = await adminToken();
+});
+afterAll(() => t?.stop());
+
+const unique = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
+const UPDATED = 'subscription($r: String) { sessionUpdated(roomName: $r) { version eventType session { roomName } } }';
+
+type Frame = Record<string, any>;
+
+/** A subscription over a bare POST with `Accept: text/event-stream` (as a tab would open it), frames parsed as they come. */
+function openStream(query: string, variables: Record<string, unknown>, token: string) {
+  const abort = new AbortController();
+  const state = { results: [] as Frame[], errors: [] as string[], completed: false, pings: [] as number[] };
+  void (async () => {
+    const res = await fetch(`${t.url}/graphql`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', Authorization: `Bearer ${token}` },
+      body: JSON.stringify({ query, variables }),
+      signal: abort.signal,
+    });
+    if (res.status !== 200 || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
+      state.errors.push(`HTTP ${res.status}: ${await res.text()}`);
+      return;
+    }
+    const reader = res.body!.getReader();
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += decoder.decode(value, { stream: true });
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const event = /^event: (.*)$/m.exec(frame)?.[1];
+        const data = [...frame.matchAll(/^data: ?(.*)$/gm)].map((m) => m[1]).join('\n');
+        if (event === 'next') state.results.push(JSON.parse(data) as Frame);
+        if (event === 'complete') state.completed = true;
+        if (frame.startsWith(':')) state.pings.push(Date.now());
+      }
+    }
+  })().catch((err: unknown) => {
+    if (!abort.signal.aborted) state.errors.push(String(err));
+  });
+  return { state, close: () => abort.abort() };
+}
+
+/** What a subscriber saw must be: its session's snapshot, then each later version once, in order, up to `last`. */
+function expectSnapshotThenEveryVersion(
+  updates: Array<{ version: number; eventType: string; session?: { roomName: string } }>,
+  roomName: string,
+  last: number,
+) {
+  expect(updates.length).toBeGreaterThan(0);
+  expect(updates[0]!.eventType).toBe('snapshot');
+  for (const u of updates) if (u.session) expect(u.session.roomName).toBe(roomName);
+  const versions = updates.map((u) => u.version);
+  const first = versions[0]!;
+  expect(versions).toEqual(Array.from({ length: last - first + 1 }, (_, i) => first + i));
+  expect(updates.slice(1).every((u) => u.eventType !== 'snapshot')).toBe(true);
+}
+
+describe('many subscribers of the same sessions, joining while the sessions change', () => {
+  it('each gets its own snapshot first, then every later version exactly once, in order (SSE and WebSocket)', async () => {
+    const rooms: RoomInstance[] = [newRoomInstance(unique('feed-a')), newRoomInstance(unique('feed-b'))];
+    for (const room of rooms) {
+      await createSession(t.url, room.name, admin);
+      expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200);
+    }
+    const ws = wsClient(t.url, admin);
+    const sse: Array<{ room: RoomInstance; stream: ReturnType<typeof openStream> }> = [];
+    const viaWs: Array<{ room: RoomInstance; watch: Watch }> = [];
+    try {
+      // Changes keep coming (participants joining, each one version) while 60 SSE and 10 WebSocket subscribers join.
+      const changes = (async () => {
+        for (let i = 0; i < 12; i++) {
+          await mapLimit(rooms, 2, async (room) => {
+            const res = await sendEvent(t.url, 'participant_joined', room, { participant: { identity: `p${i}`, sid: `PA_${i}_${room.sid}` } });
+            expect(res.status).toBe(200);
+          });
+          await sleep(20);
+        }
+      })();
+      for (let i = 0; i < 70; i++) {
+        const room = rooms[i % 2]!;
+        if (i % 7 === 6) viaWs.push({ room, watch: new Watch(ws, UPDATED, { r: room.name }) });
+        else sse.push({ room, stream: openStream(UPDATED, { r: room.name }, admin) });
+        if (i % 10 === 9) await sleep(15);
+      }
+      await changes;
+
+      const finalVersion = new Map<string, number>();
+      for (const room of rooms) {
+        const row = await t.app.database.db.selectFrom('sessions').select('version').where('room_name', '=', room.name).executeTakeFirstOrThrow();
+        finalVersion.set(room.name, row.version);
+      }
+      const lastOf = (updates: Array<{ version: number }>) => updates.at(-1)?.version;
+      const sseUpdates = (s: (typeof sse)[number]) => s.stream.state.results.map((r) => r.data?.sessionUpdated);
+      const wsUpdates = (w: (typeof viaWs)[number]) => w.watch.values('sessionUpdated');
+      const deadline = Date.now() + 20_000;
+      while (
+        !sse.every((s) => lastOf(sseUpdates(s)) === finalVersion.get(s.room.name)) ||
+        !viaWs.every((w) => lastOf(wsUpdates(w)) === finalVersion.get(w.room.name))
+      ) {
+        if (Date.now() > deadline) break;
+        await sleep(50);
+      }
+      await sleep(300); // late duplicates would show now
+      for (const s of sse) {
+        expect(s.stream.state.errors).toEqual([]);
+        expectSnapshotThenEveryVersion(sseUpdates(s), s.room.name, finalVersion.get(s.room.name)!);
+      }
+      for (const w of viaWs) {
+        expect(w.watch.errors).toEqual([]);
+        expectSnapshotThenEveryVersion(wsUpdates(w), w.room.name, finalVersion.get(w.room.name)!);
+      }
+    } finally {
+      for (const s of sse) s.stream.close();
+      for (const w of viaWs) w.watch.dispose();
+      await ws.dispose();
+    }
+  });
+
+  it('subscribers of one session with different selections or filters each get exactly what they asked for', async () => {
+    const room = newRoomInstance(unique('feed-sel'));
+    await createSession(t.url, room.name, admin);
+    const narrow = openStream('subscription($r: String) { sessionUpdated(roomName: $r) { version } }', { r: room.name }, admin);
+    const wide = openStream(UPDATED, { r: room.name }, admin);
+    const aliased = openStream(`subscription { u: sessionUpdated(roomName: ${JSON.stringify(room.name)}) { v: version } }`, {}, admin);
+    const status = openStream('subscription($r: String) { sessionStatusChanged(roomName: $r) { version status } }', { r: room.name }, admin);
+    try {
+      await sleep(300);
+      expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200);
+      expect((await sendEvent(t.url, 'participant_joined', room, { participant: { identity: 'x' } })).status).toBe(200);
+      expect((await sendEvent(t.url, 'room_finished', room)).status).toBe(200);
+      const deadline = Date.now() + 10_000;
+      while ((wide.state.results.length < 4 || status.state.results.length < 3) && Date.now() < deadline) await sleep(25);
+      await sleep(200);
+      expect(narrow.state.results.map((r) => r.data)).toEqual([1, 2, 3, 4].map((version) => ({ sessionUpdated: { version } })));
+      expect(aliased.state.results.map((r) => r.data)).toEqual([1, 2, 3, 4].map((v) => ({ u: { v } })));
+      expect(wide.state.results.map((r) => r.data.sessionUpdated.eventType)).toEqual(['snapshot', 'room_started', 'participant_joined', 'room_finished']);
+      // The status stream skips the participant's version but not its place in the order.
+      expect(status.state.results.map((r) => r.data.sessionStatusChanged)).toEqual([
+        { version: 1, status: 'READY' },
+        { version: 2, status: 'LIVE' },
+        { version: 4, status: 'STOPPED' },
+      ]);
+    } finally {
+      for (const s of [narrow, wide, aliased, status]) s.close();
+    }
+  });
+
+  it('an idle stream is kept alive: a ping at once, then again after about 12-18 s of silence', async () => {
+    const room = newRoomInstance(unique('feed-ping'));
+    await createSession(t.url, room.name, admin);
+    const stream = openStream(UPDATED, { r: room.name }, admin);
+    try {
+      // Due by 18 s; 10 s more for a busy machine.
+      const deadline = Date.now() + 28_000;
+      while (stream.state.pings.length < 2 && Date.now() < deadline) await sleep(100);
+      expect(stream.state.errors).toEqual([]);
+      expect(stream.state.results.length).toBe(1);
+      expect(stream.state.pings.length).toBeGreaterThanOrEqual(2);
+    } finally {
+      stream.close();
+    }
+  }, 40_000);
+
+  it('a refused grant and an unknown room still get the usual errors (yoga answers what the direct route leaves)', async () => {
+    const room = newRoomInstance(unique('feed-err'));
+    await createSession(t.url, room.name, admin);
+    const elsewhere = await mintToken({ roomJoin: true, room: unique('elsewhere') });
+    const refused = openStream(UPDATED, { r: room.name }, elsewhere);
+    const unknown = openStream(UPDATED, { r: unique('nowhere') }, admin);
+    try {
+      const deadline = Date.now() + 10_000;
+      while ((refused.state.results.length === 0 || unknown.state.results.length === 0) && Date.now() < deadline) await sleep(25);
+      expect(refused.state.results[0]?.errors?.map((e: any) => e.extensions?.code)).toEqual(['FORBIDDEN']);
+      expect(unknown.state.results[0]?.errors?.map((e: any) => e.extensions?.code)).toEqual(['NOT_FOUND']);
+    } finally {
+      refused.close();
+      unknown.close();
+    }
+  });
+});
+
+describe("a session feed, at the moment between a joiner's live subscription and its snapshot", () => {
+  it('hands over a change that arrived while the snapshot was being read, after the snapshot, once', async () => {
+    const room = newRoomInstance(unique('feed-window'));
+    await createSession(t.url, room.name, admin);
+    const db = t.app.database.db;
+    const row = await db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+    // An in-process bus: the change below is published the instant the subscription is live, before the read returns.
+    const bus = createLocalBus(createLogger('silent'));
+    const got: SessionChange[] = [];
+    const failures: unknown[] = [];
+    const next: SessionChange = {
+      ...snapshotOf({ ...row, version: row.version + 1 }),
+      eventType: 'participant_joined',
+      previousStatus: row.status,
+    };
+    const leaveFirst = joinSessionFeed({ db, bus, logger: createLogger('silent') }, row, { deliver: (c) => got.push(c), fail: (e) => failures.push(e) });
+    await Promise.resolve();
+    await Promise.resolve();
+    await bus.publish(next);
+    // A second joiner on the same feed, meanwhile: also its snapshot first, then the change.
+    const got2: SessionChange[] = [];
+    const leaveSecond = joinSessionFeed({ db, bus, logger: createLogger('silent') }, row, { deliver: (c) => got2.push(c), fail: (e) => failures.push(e) });
+    await bus.publish(next); // a repeat: dropped
+    const deadline = Date.now() + 5_000;
+    while ((got.length < 2 || got2.length < 1) && Date.now() < deadline) await sleep(10);
+    await sleep(100);
+    leaveFirst();
+    leaveSecond();
+    expect(failures).toEqual([]);
+    expect(got.map((c) => [c.eventType, c.session.version])).toEqual([
+      ['snapshot', row.version],
+      ['participant_joined', row.version + 1],
+    ]);
+    // The second joiner's snapshot was read after the change was published (in memory only here): it gets the
+    // stored version as its snapshot, then the change it had queued.
+    expect(got2.map((c) => [c.eventType, c.session.version])).toEqual([
+      ['snapshot', row.version],
+      ['participant_joined', row.version + 1],
+    ]);
+  });
+});
