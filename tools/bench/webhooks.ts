@@ -343,14 +343,22 @@ export async function checkExactlyOnce(db: pg.Client, pool: PoolItem[], publishe
     const outcomeMismatch = ok200.filter((p) => stored.has(p.id) && !p.retry && stored.get(p.id) !== p.action);
     const phantom = [...stored.keys()].filter((id) => !sentIds.has(id));
     const extraUnanswered = unanswered.filter((p) => stored.has(p.id)).length;
-    const sessions = await db.query<{ id: string; version: number; changes: string; updated: string; unpublished: string }>(
+    const sessions = await db.query<{ id: string; version: number; changes: string; updated: string; status_kept: string; unpublished: string }>(
       `select s.id, s.version,
          (select count(*) from session_changes c where c.session_id = s.id) as changes,
          (select count(*) from webhook_events e where e.session_id = s.id and e.outcome in ('status_updated', 'live_updated')) as updated,
+         (select count(*) from webhook_events e where e.session_id = s.id and e.event_type in ('room_started', 'room_finished')
+            and e.outcome in ('no_change', 'stale_event')) as status_kept,
          (select count(*) from session_changes c where c.session_id = s.id and c.published_at is null) as unpublished
        from sessions s`,
     );
-    const badVersions = sessions.rows.filter((r) => r.version - 1 !== Number(r.changes) || Number(r.changes) !== Number(r.updated));
+    // Every change is one version. Every event answered status_updated or live_updated made one; a status event that
+    // kept the status (no_change, stale_event: what its answer reports) may still have changed the live state visibly
+    // (a newer instance started while LIVE shows an empty room), so those may add one each.
+    const badVersions = sessions.rows.filter(
+      (r) => r.version - 1 !== Number(r.changes) || Number(r.changes) < Number(r.updated) || Number(r.changes) > Number(r.updated) + Number(r.status_kept),
+    );
+    if (badVersions.length > 0) console.error(`sessions whose version does not match their history: ${JSON.stringify(badVersions.slice(0, 5))}`);
     const totalChanges = sessions.rows.reduce((a, r) => a + Number(r.changes), 0);
     const unpublished = sessions.rows.reduce((a, r) => a + Number(r.unpublished), 0);
     return {
