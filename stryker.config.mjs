@@ -33,7 +33,7 @@ const config = {
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   thresholds: { high: 90, low: 85, break: null },
-  ignorePatterns: ['reports', '.data', 'coverage', '.scratch', 'tools/bench'],
+  ignorePatterns: ['reports', '.data', 'coverage', '.scratch', 'tools/bench', '.stryker-tmp*'],
   tempDirName: '.stryker-tmp',
   cleanTempDir: true,
 };
