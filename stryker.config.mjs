@@ -19,6 +19,9 @@ const MUTATE = [
 const config = {
   mutate: MUTATE,
   testRunner: 'vitest',
+  // Mutants inside logger calls are ignored (not scored): see stryker.ignore-logs.mjs.
+  plugins: ['@stryker-mutator/*', './stryker.ignore-logs.mjs'],
+  ignorers: ['logger-calls'],
   // Only the test files that exercise these modules (vitest.stryker.config.ts lists them): CPU is scarce.
   vitest: { configFile: 'vitest.stryker.config.ts', related: false },
   coverageAnalysis: 'perTest',
