@@ -3,7 +3,7 @@
  * official client): a status subscription passes status changes only (participant changes skip their
  * versions) while sessionUpdated passes every change; a change published a second time (its "published"
  * mark lost, so the outbox publishes it again) reaches each subscriber once; subscribers who leave leave
- * no Redis channel behind. Written against what a client observes, so it holds through refactors of the
+ * no Redis channel behind; stopping the service ends every open stream. Written against what a client observes, so it holds through refactors of the
  * stream and the outbox.
  */
 import { Redis } from 'ioredis';
@@ -166,4 +166,40 @@ describe.skipIf(!backends.redis)('subscribers who leave', () => {
     for (const w of watches) w.dispose();
     expect(await waitFor(async () => (await channels()).length === 0, 10_000), `channels left: ${JSON.stringify(await channels())}`).toBe(true);
   });
+});
+
+describe('stopping the service', () => {
+  it('ends every open stream (one session, all sessions; status and updates): each client sees its stream complete, and the stop finishes', async () => {
+    const own = await startTestApp();
+    let stopped = false;
+    try {
+      const room = newRoomInstance(roomName('stop'));
+      const session = await createSession(own.url, room.name, token);
+      const client = sseClient(own.url, token);
+      clients.push(client);
+      const watches = [
+        new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id }),
+        new Watch(client, `subscription($id: ID!) { sessionUpdated(id: $id) { ${UPDATE_FIELDS} } }`, { id: session.id }),
+        new Watch(client, `subscription { sessionStatusChanged { ${FIELDS} } }`),
+        new Watch(client, `subscription { sessionsUpdated { ${UPDATE_FIELDS} } }`),
+      ];
+      await watches[0]!.until((w) => w.received.length === 1, 10_000, 'the status snapshot');
+      await watches[1]!.until((w) => w.received.length === 1, 10_000, 'the update snapshot');
+      const warm = newRoomInstance(roomName('warm'));
+      await createSession(own.url, warm.name, token);
+      expect((await sendEvent(own.url, 'room_started', warm)).status).toBe(200);
+      for (const [w, field] of [
+        [watches[2]!, 'sessionStatusChanged'],
+        [watches[3]!, 'sessionsUpdated'],
+      ] as const)
+        await w.until(() => of(w, field, warm.name).length > 0, 10_000, `${field} to be live`);
+
+      await own.stop();
+      stopped = true;
+      expect(await waitFor(() => watches.every((w) => w.completed || w.errors.length > 0), 10_000)).toBe(true);
+      expect(watches.map((w) => w.completed)).toEqual([true, true, true, true]);
+    } finally {
+      if (!stopped) await own.stop();
+    }
+  }, 60_000);
 });
