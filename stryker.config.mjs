@@ -15,6 +15,37 @@ const MUTATE = [
   'src/realtime/outbox.ts', // publish after commit, drain
 ];
 
+/*
+ * Survivors that are equivalent (no test can tell them from the code: same behaviour for every input the
+ * service can give them) or that we knowingly leave alive. Measured 2026-12-02; see README "Testing".
+ *
+ * Equivalent:
+ * - status.ts compareInstances `a.createdMs < b.createdMs` → `<=`: only reached when the two times differ.
+ * - status.ts decide `compareInstances(event.room, current) > 0` → `>= 0`: 0 means the same sid, which the
+ *   branch above already took.
+ * - jwt.ts `this.name = 'TokenRejected'` → "": the name is never shown; callers test `instanceof` and use `reason`.
+ * - jwt.ts `if (err.claim === 'iss') return 'unknown API key'` (3 mutants): unreachable, the verifier is chosen by
+ *   `iss`, so the SDK's issuer check cannot fail.
+ * - jwt.ts decodePart `value !== null` → true and its `catch { return undefined }` → {}: a null part is refused by
+ *   `header && claims` anyway, and an empty catch also returns undefined.
+ * - verify.ts `err instanceof Error ? … : 'invalid'` → "": WebhookEvent.fromJson throws only Errors (unreachable).
+ * - session-stream.ts watchSession `change.eventType !== 'snapshot'` → true / → `!== ""`: the only filter passed to
+ *   watchSession (statusChangesOnly) lets every snapshot through (previousStatus null ≠ status).
+ * - session-stream.ts `if (version > lastVersion + 1) catchUp(version - 1)` → `true` / `>=` / `lastVersion - 1`:
+ *   with no gap the range read is empty; only an extra query per event.
+ * - session-stream.ts `addEventListener('abort', onAbort, { once: true })` → `{}` / `{ once: false }`: an
+ *   AbortSignal fires 'abort' once.
+ *
+ * Alive on purpose (not observable without reaching into internals):
+ * - session-stream.ts the returned remover (`removeEventListener`, 2 mutants): a leftover listener on the
+ *   server's shutdown signal is memory only (heap per subscription: tools/bench).
+ * - session-stream.ts `if (signal?.aborted) stop()` → false: a subscription starting after shutdown began.
+ * - session-stream.ts all-sessions `SlidingBuffer(BUFFER_SIZE * 4)` → `/ 4`: needs a consumer stalled while
+ *   more than 16 changes arrive in one tick.
+ * - session-stream.ts the stream's `.catch` (stop on a failed catch-up read): no test fails the database
+ *   between a gap and its read.
+ */
+
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 const config = {
   mutate: MUTATE,
