@@ -9,10 +9,11 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../tools/kit/async.js';
-import { availableBackends, TEST_REDIS_URL } from '../tools/kit/backends.js';
+import { availableBackends, dropSchema, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
 import { sseClient } from '../tools/kit/clients.js';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
+import { startTcpProxy } from '../tools/kit/tcp-proxy.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { Watch } from './support/watch.js';
 
@@ -200,6 +201,73 @@ describe('stopping the service', () => {
       expect(watches.map((w) => w.completed)).toEqual([true, true, true, true]);
     } finally {
       if (!stopped) await own.stop();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit', () => {
+  const redisTarget = () => {
+    const u = new URL(TEST_REDIS_URL);
+    return { host: u.hostname, port: Number(u.port || 6379) };
+  };
+
+  it('a change is recorded as published by the replica that published it, without waiting for the drain (every 60 s here)', async () => {
+    const own = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' });
+    try {
+      const room = newRoomInstance(roomName('mark'));
+      const session = await createSession(own.url, room.name, token);
+      expect((await sendEvent(own.url, 'room_started', room)).status).toBe(200);
+      const published = async () =>
+        (
+          await own.app.database.db
+            .selectFrom('session_changes')
+            .select('published_at')
+            .where('session_id', '=', rawId(session.id))
+            .where('version', '=', 2)
+            .executeTakeFirstOrThrow()
+        ).published_at !== null;
+      expect(await waitFor(published, 10_000)).toBe(true);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('a change committed while its replica’s Redis link is down reaches an all-sessions subscriber on another replica once the link returns (the drain)', async () => {
+    const schema = uniqueName('outage');
+    const shared = { schema, prefix: `${schema}:` };
+    const proxy = await startTcpProxy(redisTarget());
+    // Apps started inside the test (not in a hook), so that Stryker's per-test coverage sees the drain start.
+    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, shared);
+    // B drains too, but only once a minute: what delivers is A's drain, once its link is back.
+    const b = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const client = sseClient(b.url, token);
+    try {
+      const all = new Watch(client, `subscription { sessionsUpdated { ${UPDATE_FIELDS} } }`);
+      const warm = newRoomInstance(roomName('warm'));
+      await createSession(b.url, warm.name, token);
+      expect((await sendEvent(b.url, 'room_started', warm)).status).toBe(200);
+      await all.until(() => of(all, 'sessionsUpdated', warm.name).length > 0, 10_000, 'the all-sessions stream to be live');
+
+      const room = newRoomInstance(roomName('outage'));
+      await createSession(a.url, room.name, token);
+      proxy.cut('reset');
+      const res = await sendEvent(a.url, 'room_started', room);
+      expect(res.status).toBe(200);
+      expect(res.json.results.action).toBe('status_updated');
+      await settle();
+      expect(of(all, 'sessionsUpdated', room.name)).toEqual([]);
+
+      proxy.restore();
+      await all.until(() => of(all, 'sessionsUpdated', room.name).length > 0, 20_000, 'the change made during the outage');
+      expect(of(all, 'sessionsUpdated', room.name).map((v) => [v.version, v.status])).toEqual([[2, 'LIVE']]);
+      all.dispose();
+    } finally {
+      client.dispose();
+      proxy.restore();
+      await a.stop();
+      await b.stop();
+      await proxy.close();
+      await dropSchema(schema).catch(() => {});
     }
   }, 60_000);
 });
