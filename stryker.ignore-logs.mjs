@@ -8,16 +8,26 @@ import { declareValuePlugin, PluginKind } from '@stryker-mutator/api/plugin';
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 
+/** `logger.warn(…)`, `log.info(…)`. @param {import('@babel/core').types.Node} node */
+function isLoggerCall(node) {
+  if (node.type !== 'CallExpression') return false;
+  const callee = node.callee;
+  if (callee.type !== 'MemberExpression' || callee.property.type !== 'Identifier' || !LEVELS.has(callee.property.name)) return false;
+  return callee.object.type === 'Identifier' && /^(logger|log)$/.test(callee.object.name);
+}
+
 export const strykerPlugins = [
   declareValuePlugin(PluginKind.Ignore, 'logger-calls', {
     /** @param {import('@babel/core').NodePath} path */
     shouldIgnore(path) {
       const node = path.node;
-      if (node.type !== 'CallExpression') return undefined;
-      const callee = node.callee;
-      if (callee.type !== 'MemberExpression' || callee.property.type !== 'Identifier' || !LEVELS.has(callee.property.name)) return undefined;
-      if (callee.object.type !== 'Identifier' || !/^(logger|log)$/.test(callee.object.name)) return undefined;
-      return 'a log line: what operators read, not a promise to clients (stryker.ignore-logs.mjs)';
+      // `if (…) logger.info(…)` with nothing else: the condition only decides whether a line is logged.
+      if (node.type === 'IfStatement' && !node.alternate) {
+        const body = node.consequent.type === 'BlockStatement' && node.consequent.body.length === 1 ? node.consequent.body[0] : node.consequent;
+        if (body?.type === 'ExpressionStatement' && isLoggerCall(body.expression)) return 'only decides whether a line is logged (stryker.ignore-logs.mjs)';
+      }
+      if (isLoggerCall(node)) return 'a log line: what operators read, not a promise to clients (stryker.ignore-logs.mjs)';
+      return undefined;
     },
   }),
 ];
