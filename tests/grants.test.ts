@@ -399,3 +399,19 @@ describe('every refusal says what is missing', () => {
     }
   });
 });
+
+describe('a room in the token is not a grant by itself', () => {
+  it('a token naming room R with neither roomJoin nor roomAdmin (publish/subscribe only, or roomCreate) cannot read or watch R', async () => {
+    for (const grant of [
+      { room: own.roomName, canPublish: true, canSubscribe: true },
+      { room: own.roomName, roomCreate: true },
+    ]) {
+      const token = await mintToken(grant, { identity: 'room-only' });
+      for (const transport of ['HTTP', 'SSE'] as const) {
+        expectForbidden(await run(transport, Q.session, { id: own.id }, token), 'session');
+        expectForbidden(await run(transport, Q.sessionByRoom, { r: own.roomName }, token), 'sessionByRoom');
+        expectForbidden(await run(transport, Q.subRoom, { r: own.roomName }, token), 'sessionStatusChanged');
+      }
+    }
+  });
+});
