@@ -35,6 +35,10 @@ const MUTATE = [
  *   with no gap the range read is empty; only an extra query per event.
  * - session-stream.ts `addEventListener('abort', onAbort, { once: true })` → `{}` / `{ once: false }`: an
  *   AbortSignal fires 'abort' once.
+ * - outbox.ts `if (!bus.isConnected()) return 0` → false: a drain while Redis is down fails its first publish and
+ *   marks nothing. `intervalMs * 2` → `/ 2` (minimum age of a change the drain takes): at worst a change is
+ *   published twice, and subscribers drop repeated versions. The publish-failure handler → `() => undefined`:
+ *   it only logs.
  * - auth.ts readSession `return !session || canReadRoom(…)` → true, and `if (!isAuthenticated(…))` → false: the
  *   session resolvers check the room again (defence in depth), so the API answers the same.
  *
@@ -48,8 +52,11 @@ const MUTATE = [
  *   between a gap and its read.
  * - auth.ts isAuthenticated → true / without `'open'`, firstScope `if (scope)` → true, `claims.sub ?? ''`: not
  *   yet analysed (the run before the last grants tests; see README for what was measured).
- * - outbox.ts marking on stop (`if (markTimer)`), `catch { break; }` (a publish failing mid-drain),
- *   `if (!bus.isConnected())` (a drain while Redis is down fails anyway): need Redis to fail at an exact moment.
+ * - outbox.ts marking on stop (`if (markTimer)`, 3 mutants, and the emptied `stop()`), `catch { break; }` (a
+ *   publish failing mid-drain): need a stop or a Redis failure at an exact moment.
+ * - outbox.ts the drain on reconnect (`bus.onReconnect(() => void drain())`): the interval drain delivers the
+ *   same changes (OUTBOX_INTERVAL_MS, 1 s). With the interval at 60 s, a change committed during an outage
+ *   was not published within 20 s of the link returning: the reconnect drain seems not to run (reported).
  */
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
