@@ -4,8 +4,18 @@ import base from './vitest.config.js';
 /**
  * The suite, narrowed to the test files that exercise the modules stryker.config.mjs mutates (replaces
  * `include`). STRYKER_TESTS (comma-separated) narrows it further for a partial run.
- * streams.test.ts (two replicas, proxies, deliberate waits: ~30 s a run) is left out to keep a run affordable.
+ * streams.test.ts and stream-delivery.test.ts are what the session stream and the outbox answer to (two
+ * replicas, proxies, deliberate waits: a run of those two takes ~40 s, and Stryker runs only the tests that
+ * cover each mutant).
  */
-const files = process.env.STRYKER_TESTS?.split(',') ?? ['tests/status-rule.test.ts', 'tests/tokens.test.ts', 'tests/webhook.test.ts', 'tests/grants.test.ts'];
+const files = process.env.STRYKER_TESTS?.split(',') ?? [
+  'tests/status-rule.test.ts',
+  'tests/tokens.test.ts',
+  'tests/webhook.test.ts',
+  'tests/hardening-webhook.test.ts',
+  'tests/grants.test.ts',
+  'tests/streams.test.ts',
+  'tests/stream-delivery.test.ts',
+];
 
 export default defineConfig({ ...base, test: { ...base.test, include: files } });

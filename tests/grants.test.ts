@@ -377,3 +377,41 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     });
   });
 });
+
+describe('every refusal says what is missing', () => {
+  const messageOf = (o: Outcome) => (o.result?.errors ?? []).map((e) => `${e.extensions?.code}: ${e.message}`);
+  it('no token, a bad token, and each grant the operation needs are named (HTTP and SSE alike)', async () => {
+    const join = await mintToken({ roomJoin: true, room: own.roomName }, { identity: 'joiner' });
+    const forbidden = (what: string) => [`FORBIDDEN: This token's grant does not allow ${what}`];
+    for (const transport of ['HTTP', 'SSE'] as const) {
+      expect(messageOf(await run(transport, Q.session, { id: other.id }, join))).toEqual(forbidden('reading this session'));
+      expect(messageOf(await run(transport, Q.sessionByRoom, { r: other.roomName }, join))).toEqual(forbidden('reading this session'));
+      expect(messageOf(await run(transport, Q.subId, { id: other.id }, join))).toEqual(forbidden('reading this session'));
+      expect(messageOf(await run(transport, Q.sessions, {}, join))).toEqual(forbidden('listing or watching every session (roomList is needed)'));
+      expect(messageOf(await run(transport, Q.subAll, {}, join))).toEqual(forbidden('listing or watching every session (roomList is needed)'));
+      expect(messageOf(await run(transport, Q.create, { r: unique('nope') }, join))).toEqual(
+        forbidden('creating sessions (roomCreate or roomAdmin is needed)'),
+      );
+      expect(messageOf(await run(transport, Q.sessions, {}, null))).toEqual([
+        'UNAUTHENTICATED: Authentication required: send a LiveKit access token as "Authorization: Bearer <token>"',
+      ]);
+      expect(messageOf(await run(transport, Q.sessions, {}, 'garbage'))).toEqual(['UNAUTHENTICATED: Invalid access token: malformed token']);
+    }
+  });
+});
+
+describe('a room in the token is not a grant by itself', () => {
+  it('a token naming room R with neither roomJoin nor roomAdmin (publish/subscribe only, or roomCreate) cannot read or watch R', async () => {
+    for (const grant of [
+      { room: own.roomName, canPublish: true, canSubscribe: true },
+      { room: own.roomName, roomCreate: true },
+    ]) {
+      const token = await mintToken(grant, { identity: 'room-only' });
+      for (const transport of ['HTTP', 'SSE'] as const) {
+        expectForbidden(await run(transport, Q.session, { id: own.id }, token), 'session');
+        expectForbidden(await run(transport, Q.sessionByRoom, { r: own.roomName }, token), 'sessionByRoom');
+        expectForbidden(await run(transport, Q.subRoom, { r: own.roomName }, token), 'sessionStatusChanged');
+      }
+    }
+  });
+});

@@ -76,6 +76,26 @@ describe('signed webhooks that cannot be stored (issue 8, item 6)', () => {
     expect(await rowCount()).toBe(before);
   });
 
+  it('names every problem of one event, each with its field, separated by "; "', async () => {
+    const event = buildEvent('room_started', newRoomInstance('r'.repeat(MAX_ROOM_NAME_LENGTH + 1)));
+    event.room!.sid = `RM_${'s'.repeat(4096)}`;
+    const res = await send(event);
+    expect(res.status, res.text).toBe(400);
+    expect(res.json.errmesg).toMatch(/^Webhook event cannot be stored: room\.name must be at most 256 [^;]*; room\.sid must be at most 256 [^;]*$/);
+  });
+
+  it('a signed body LiveKit’s parser refuses: 400 E_WEBHOOK_INVALID_JSON quoting at most 200 characters of its complaint, not the 5 KB value', async () => {
+    const json = JSON.parse(encodeEvent(buildEvent('room_started', newRoomInstance(roomName('junk'))))) as Record<string, unknown>;
+    json.createdAt = 'x'.repeat(5000);
+    const body = JSON.stringify(json);
+    const res = await postWebhook(t.url, body, await signBody(body));
+    expect(res.status, res.text).toBe(400);
+    expect(res.json).toMatchObject({ success: false, errcode: 'E_WEBHOOK_INVALID_JSON' });
+    const prefix = 'Webhook body is not a LiveKit event: ';
+    expect(res.json.errmesg).toMatch(new RegExp(`^${prefix}cannot decode field livekit\\.WebhookEvent\\.created_at`));
+    expect(res.json.errmesg.length).toBeLessThanOrEqual(prefix.length + 200);
+  });
+
   it('accepts names and ids exactly at the limits, and stores them as sent', async () => {
     const name = `${roomName('edge')}-`.padEnd(MAX_ROOM_NAME_LENGTH, 'n');
     const event = buildEvent('room_started', newRoomInstance(name));

@@ -2,18 +2,23 @@
  * What NODE_ENV=production changes, observed over HTTP on the service running as its own process (not
  * only the config values): no introspection, no GraphiQL, no field suggestions, CORS only for listed
  * origins; and what operations rely on: X-Request-Id echoed and logged with the error's erresid,
- * the Prometheus metrics counting webhooks. A development app is the control for each difference.
+ * the Prometheus metrics counting webhooks; an unexpected failure (a database trigger that raises, for one
+ * room name only) reaches the client masked, with no message or stack, and the log has it under the erresid.
+ * A development app is the control for each difference.
  */
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
-import { availableBackends, dropSchema, uniqueName } from '../tools/kit/backends.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../tools/kit/backends.js';
 import { gql, mintToken } from '../tools/kit/graphql.js';
 import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
 
 const { postgres: hasPostgres } = await availableBackends();
 const CREDS = { apiKey: 'prodkey', apiSecret: 'prod-secret-0123456789abcdef0123456789' };
 const ALLOWED = 'https://app.example';
+/** Tokens signed with the service's (non-dev) key, as the LiveKit app minting them would. */
+const SIGNING = { apiKey: CREDS.apiKey, secret: CREDS.apiSecret };
 
 const introspection = '{ __schema { queryType { name } } }';
 const typo = '{ sesions(first: 1) { edges { node { id } } } }';
@@ -35,7 +40,7 @@ describe.skipIf(!hasPostgres)('NODE_ENV=production (service process)', () => {
       prefix: `${schema}:`,
       env: { NODE_ENV: 'production', LIVEKIT_API_KEY: CREDS.apiKey, LIVEKIT_API_SECRET: CREDS.apiSecret, CORS_ORIGINS: ALLOWED, LOG_LEVEL: 'info' },
     });
-    token = await mintToken({ roomList: true }, CREDS);
+    token = await mintToken({ roomList: true }, SIGNING);
   }, 60_000);
   afterAll(async () => {
     await svc?.stop();
@@ -107,6 +112,54 @@ describe.skipIf(!hasPostgres)('NODE_ENV=production (service process)', () => {
     expect(logged.length).toBeGreaterThan(0);
     expect(logged.some((l) => l.includes(erresid))).toBe(true);
     expect(logged.join('\n')).not.toContain('not-a-token');
+  });
+
+  describe('an unexpected failure', () => {
+    // A failure nothing anticipates, with a text that must stay in the log: the database raises it when
+    // a row for a room named boom-* is written (a session created over GraphQL, a webhook recorded).
+    const SECRET = 'secret-trigger-detail';
+    let db: pg.Client;
+    beforeAll(async () => {
+      db = new pg.Client({ connectionString: TEST_DATABASE_URL });
+      await db.connect();
+      await db.query(`create function "${schema}".boom() returns trigger language plpgsql as $$
+        begin
+          if new.room_name like 'boom-%' then raise exception '${SECRET} for %', new.room_name; end if;
+          return new;
+        end $$`);
+      for (const table of ['sessions', 'webhook_events'])
+        await db.query(`create trigger boom before insert on "${schema}".${table} for each row execute function "${schema}".boom()`);
+    });
+    afterAll(() => db?.end());
+
+    const leaks = /secret-trigger-detail|stack|at [\w.<>]+ \(|\.ts:\d+|P0001|insert into/i;
+
+    it('a resolver error reaches the client as "Unexpected error." with no message or stack; the log has the real error', async () => {
+      const admin = await mintToken({ roomCreate: true, roomList: true, roomAdmin: true }, SIGNING);
+      const res = await gql(
+        svc.url,
+        'mutation($input: CreateSessionInput!) { createSession(input: $input) { session { id } } }',
+        { input: { roomName: `boom-gql-${Date.now()}` } },
+        admin,
+      );
+      expect(res.body.errors?.map((e) => e.message)).toEqual(['Unexpected error.']);
+      expect(JSON.stringify(res.body)).not.toMatch(leaks);
+      expect(svc.output()).toContain(SECRET);
+    });
+
+    it('a webhook answers 500 E_INTERNAL with an erresid and "Internal error" only; the log has the real error under that erresid', async () => {
+      const res = await sendEvent(svc.url, 'participant_joined', newRoomInstance(`boom-wh-${Date.now()}`), { creds: CREDS });
+      expect(res.status).toBe(500);
+      const body = res.json as Record<string, unknown>;
+      expect(Object.keys(body).sort()).toEqual(['errcode', 'erresid', 'errmesg', 'success']);
+      expect(body).toMatchObject({ success: false, errcode: 'E_INTERNAL', errmesg: 'Internal error' });
+      expect(JSON.stringify(body)).not.toMatch(leaks);
+      const logged = svc
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(String(body.erresid)));
+      expect(logged.join('\n')).toContain(SECRET);
+    });
   });
 });
 

@@ -123,7 +123,10 @@ describe('webhook tokens', () => {
     const good = await craftJwt(claims);
     const [h, p, s] = good.split('.') as [string, string, string];
     const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    // Not a JWT at all is "malformed" before it is anything else (even with an issuer nobody knows).
+    const stranger = await craftJwt({ ...claims, iss: 'otherkey' });
     for (const bad of [
+      `${stranger}.x`,
       `${h}.${p}`,
       `${h}.${p}.`,
       `${h}.${p}.${s}.x`,

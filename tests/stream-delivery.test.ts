@@ -1,0 +1,273 @@
+/**
+ * What subscribers of the session streams see, on one app (real Postgres and Redis, SSE through the
+ * official client): a status subscription passes status changes only (participant changes skip their
+ * versions) while sessionUpdated passes every change; a change published a second time (its "published"
+ * mark lost, so the outbox publishes it again) reaches each subscriber once; subscribers who leave leave
+ * no Redis channel behind; stopping the service ends every open stream. Written against what a client observes, so it holds through refactors of the
+ * stream and the outbox.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../tools/kit/async.js';
+import { availableBackends, dropSchema, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
+import { sseClient } from '../tools/kit/clients.js';
+import { adminToken, createSession } from '../tools/kit/graphql.js';
+import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
+import { startTcpProxy } from '../tools/kit/tcp-proxy.js';
+import { startTestApp, type TestApp } from './support/app.js';
+import { Watch } from './support/watch.js';
+
+const backends = await availableBackends();
+let t: TestApp;
+let token: string;
+const clients: Array<ReturnType<typeof sseClient>> = [];
+beforeAll(async () => {
+  t = await startTestApp();
+  token = await adminToken();
+});
+afterAll(async () => {
+  for (const c of clients) c.dispose();
+  await t?.stop();
+});
+
+const roomName = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
+const rawId = (globalId: string) =>
+  Buffer.from(globalId, 'base64')
+    .toString('utf8')
+    .replace(/^Session:/, '');
+const FIELDS = 'status version eventType session { roomName }';
+const UPDATE_FIELDS = 'version eventType session { roomName status }';
+const subscribe = (query: string, variables: Record<string, unknown> = {}) => {
+  const client = sseClient(t.url, token);
+  clients.push(client);
+  return new Watch(client, query, variables);
+};
+const statusOf = (id: string) => subscribe(`subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id });
+const updatesOf = (id: string) => subscribe(`subscription($id: ID!) { sessionUpdated(id: $id) { ${UPDATE_FIELDS} } }`, { id });
+const allStatus = () => subscribe(`subscription { sessionStatusChanged { ${FIELDS} } }`);
+const allUpdates = () => subscribe(`subscription { sessionsUpdated { ${UPDATE_FIELDS} } }`);
+type Seen = { status?: string; version: number; eventType: string; session: { roomName: string; status?: string } };
+/** What arrived on `field` (of `room` only, if given), the status wherever the type carries it. */
+const of = (w: Watch, field: string, room?: string) =>
+  (w.values(field) as Seen[]).filter((v) => room === undefined || v.session.roomName === room).map((v) => ({ ...v, status: v.status ?? v.session.status }));
+const versions = (w: Watch, field: string, room?: string) => of(w, field, room).map((v) => v.version);
+const settle = () => new Promise((r) => setTimeout(r, 500));
+
+/** All-sessions streams have no snapshot: a change of a warm-up room proves each is live. */
+async function whenLive(...watches: Array<[Watch, string]>) {
+  const warm = newRoomInstance(roomName('warm'));
+  await createSession(t.url, warm.name, token);
+  expect((await sendEvent(t.url, 'room_started', warm)).status).toBe(200);
+  for (const [w, field] of watches) await w.until(() => of(w, field, warm.name).length > 0, 10_000, `${field} to be live`);
+}
+
+describe('what each subscription passes on', () => {
+  it('status subscriptions skip participant changes (their versions too); sessionUpdated and sessionsUpdated pass every change; each in order, once', async () => {
+    const room = newRoomInstance(roomName('filter'));
+    const session = await createSession(t.url, room.name, token);
+    const status = statusOf(session.id);
+    const updates = updatesOf(session.id);
+    const everyStatus = allStatus();
+    const everyUpdate = allUpdates();
+    await status.until((w) => w.received.length === 1, 10_000, 'the status snapshot');
+    await updates.until((w) => w.received.length === 1, 10_000, 'the update snapshot');
+    await whenLive([everyStatus, 'sessionStatusChanged'], [everyUpdate, 'sessionsUpdated']);
+
+    for (const [type, opts] of [
+      ['room_started', {}],
+      ['participant_joined', { identity: 'alice' }],
+      ['room_finished', {}],
+    ] as const) {
+      expect((await sendEvent(t.url, type, room, opts)).status).toBe(200);
+    }
+    await updates.until((w) => w.received.length === 4, 10_000, 'every update');
+    await everyUpdate.until(() => versions(everyUpdate, 'sessionsUpdated', room.name).length === 3, 10_000, 'every update of the room');
+    await status.until((w) => w.received.length === 3, 10_000, 'the status changes');
+    await everyStatus.until(() => versions(everyStatus, 'sessionStatusChanged', room.name).length === 2, 10_000, 'the room’s status changes');
+    await settle();
+
+    const rows = (w: Watch, field: string) => of(w, field, room.name).map((v) => [v.version, v.status, v.eventType]);
+    expect(rows(status, 'sessionStatusChanged')).toEqual([
+      [1, 'READY', 'snapshot'],
+      [2, 'LIVE', 'room_started'],
+      [4, 'STOPPED', 'room_finished'],
+    ]);
+    expect(rows(everyStatus, 'sessionStatusChanged')).toEqual([
+      [2, 'LIVE', 'room_started'],
+      [4, 'STOPPED', 'room_finished'],
+    ]);
+    expect(rows(updates, 'sessionUpdated')).toEqual([
+      [1, 'READY', 'snapshot'],
+      [2, 'LIVE', 'room_started'],
+      [3, 'LIVE', 'participant_joined'],
+      [4, 'STOPPED', 'room_finished'],
+    ]);
+    expect(rows(everyUpdate, 'sessionsUpdated')).toEqual([
+      [2, 'LIVE', 'room_started'],
+      [3, 'LIVE', 'participant_joined'],
+      [4, 'STOPPED', 'room_finished'],
+    ]);
+    for (const w of [status, updates, everyStatus, everyUpdate]) {
+      expect(w.errors).toEqual([]);
+      w.dispose();
+    }
+  });
+
+  it('a change published twice (its "published" mark lost, the outbox publishes it again) reaches each subscriber once', async () => {
+    const room = newRoomInstance(roomName('twice'));
+    const session = await createSession(t.url, room.name, token);
+    const status = statusOf(session.id);
+    const updates = updatesOf(session.id);
+    const everyUpdate = allUpdates();
+    await status.until((w) => w.received.length === 1, 10_000, 'the status snapshot');
+    await updates.until((w) => w.received.length === 1, 10_000, 'the update snapshot');
+    await whenLive([everyUpdate, 'sessionsUpdated']);
+
+    expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200);
+    await updates.until((w) => w.received.length === 2, 10_000, 'version 2');
+    await everyUpdate.until(() => versions(everyUpdate, 'sessionsUpdated', room.name).length === 1, 10_000, 'version 2 on the all-sessions stream');
+
+    const db = t.app.database.db;
+    const change = () =>
+      db.selectFrom('session_changes').select(['published_at']).where('session_id', '=', rawId(session.id)).where('version', '=', 2).executeTakeFirstOrThrow();
+    expect(await waitFor(async () => (await change()).published_at !== null, 10_000), 'version 2 marked published').toBe(true);
+    // As if the process had died between the publish and the mark: the outbox publishes it again.
+    await db.updateTable('session_changes').set({ published_at: null }).where('session_id', '=', rawId(session.id)).where('version', '=', 2).execute();
+    expect(await waitFor(async () => (await change()).published_at !== null, 20_000), 'the outbox to publish version 2 again').toBe(true);
+
+    expect((await sendEvent(t.url, 'room_finished', room)).status).toBe(200);
+    await status.until((w) => w.received.length >= 3, 10_000, 'version 3');
+    await updates.until((w) => w.received.length >= 3, 10_000, 'version 3');
+    await everyUpdate.until(() => versions(everyUpdate, 'sessionsUpdated', room.name).length >= 2, 10_000, 'version 3 on the all-sessions stream');
+    await settle();
+    expect(versions(status, 'sessionStatusChanged')).toEqual([1, 2, 3]);
+    expect(versions(updates, 'sessionUpdated')).toEqual([1, 2, 3]);
+    expect(versions(everyUpdate, 'sessionsUpdated', room.name)).toEqual([2, 3]);
+    for (const w of [status, updates, everyUpdate]) w.dispose();
+  });
+});
+
+describe.skipIf(!backends.redis)('subscribers who leave', () => {
+  let redis: Redis;
+  beforeAll(() => {
+    redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+  });
+  afterAll(() => redis?.quit());
+
+  it('leave no Redis channel behind (one-session and all-sessions streams alike)', async () => {
+    const channels = async () => (await redis.pubsub('CHANNELS', `${t.prefix}*`)) as string[];
+    const room = newRoomInstance(roomName('leave'));
+    const session = await createSession(t.url, room.name, token);
+    const watches = [statusOf(session.id), updatesOf(session.id), allStatus(), allUpdates()];
+    await watches[0]!.until((w) => w.received.length === 1, 10_000, 'the status snapshot');
+    await watches[1]!.until((w) => w.received.length === 1, 10_000, 'the update snapshot');
+    await whenLive([watches[2]!, 'sessionStatusChanged'], [watches[3]!, 'sessionsUpdated']);
+    expect((await channels()).length).toBeGreaterThanOrEqual(2);
+
+    for (const w of watches) w.dispose();
+    expect(await waitFor(async () => (await channels()).length === 0, 10_000), `channels left: ${JSON.stringify(await channels())}`).toBe(true);
+  });
+});
+
+describe('stopping the service', () => {
+  it('ends every open stream (one session, all sessions; status and updates): each client sees its stream complete, and the stop finishes', async () => {
+    const own = await startTestApp();
+    let stopped = false;
+    try {
+      const room = newRoomInstance(roomName('stop'));
+      const session = await createSession(own.url, room.name, token);
+      const client = sseClient(own.url, token);
+      clients.push(client);
+      const watches = [
+        new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id }),
+        new Watch(client, `subscription($id: ID!) { sessionUpdated(id: $id) { ${UPDATE_FIELDS} } }`, { id: session.id }),
+        new Watch(client, `subscription { sessionStatusChanged { ${FIELDS} } }`),
+        new Watch(client, `subscription { sessionsUpdated { ${UPDATE_FIELDS} } }`),
+      ];
+      await watches[0]!.until((w) => w.received.length === 1, 10_000, 'the status snapshot');
+      await watches[1]!.until((w) => w.received.length === 1, 10_000, 'the update snapshot');
+      const warm = newRoomInstance(roomName('warm'));
+      await createSession(own.url, warm.name, token);
+      expect((await sendEvent(own.url, 'room_started', warm)).status).toBe(200);
+      for (const [w, field] of [
+        [watches[2]!, 'sessionStatusChanged'],
+        [watches[3]!, 'sessionsUpdated'],
+      ] as const)
+        await w.until(() => of(w, field, warm.name).length > 0, 10_000, `${field} to be live`);
+
+      await own.stop();
+      stopped = true;
+      expect(await waitFor(() => watches.every((w) => w.completed || w.errors.length > 0), 10_000)).toBe(true);
+      expect(watches.map((w) => w.completed)).toEqual([true, true, true, true]);
+    } finally {
+      if (!stopped) await own.stop();
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit', () => {
+  const redisTarget = () => {
+    const u = new URL(TEST_REDIS_URL);
+    return { host: u.hostname, port: Number(u.port || 6379) };
+  };
+
+  it('a change is recorded as published by the replica that published it, without waiting for the drain (every 60 s here)', async () => {
+    const own = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' });
+    try {
+      const room = newRoomInstance(roomName('mark'));
+      const session = await createSession(own.url, room.name, token);
+      expect((await sendEvent(own.url, 'room_started', room)).status).toBe(200);
+      const published = async () =>
+        (
+          await own.app.database.db
+            .selectFrom('session_changes')
+            .select('published_at')
+            .where('session_id', '=', rawId(session.id))
+            .where('version', '=', 2)
+            .executeTakeFirstOrThrow()
+        ).published_at !== null;
+      expect(await waitFor(published, 10_000)).toBe(true);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('a change committed while its replica’s Redis link is down reaches an all-sessions subscriber on another replica once the link returns (the drain)', async () => {
+    const schema = uniqueName('outage');
+    const shared = { schema, prefix: `${schema}:` };
+    const proxy = await startTcpProxy(redisTarget());
+    // Apps started inside the test (not in a hook), so that Stryker's per-test coverage sees the drain start.
+    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}` }, shared);
+    // B drains too, but only once a minute: what delivers is A's drain, once its link is back.
+    const b = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const client = sseClient(b.url, token);
+    try {
+      const all = new Watch(client, `subscription { sessionsUpdated { ${UPDATE_FIELDS} } }`);
+      const warm = newRoomInstance(roomName('warm'));
+      await createSession(b.url, warm.name, token);
+      expect((await sendEvent(b.url, 'room_started', warm)).status).toBe(200);
+      await all.until(() => of(all, 'sessionsUpdated', warm.name).length > 0, 10_000, 'the all-sessions stream to be live');
+
+      const room = newRoomInstance(roomName('outage'));
+      await createSession(a.url, room.name, token);
+      proxy.cut('reset');
+      const res = await sendEvent(a.url, 'room_started', room);
+      expect(res.status).toBe(200);
+      expect(res.json.results.action).toBe('status_updated');
+      await settle();
+      expect(of(all, 'sessionsUpdated', room.name)).toEqual([]);
+
+      proxy.restore();
+      await all.until(() => of(all, 'sessionsUpdated', room.name).length > 0, 20_000, 'the change made during the outage');
+      expect(of(all, 'sessionsUpdated', room.name).map((v) => [v.version, v.status])).toEqual([[2, 'LIVE']]);
+      all.dispose();
+    } finally {
+      client.dispose();
+      proxy.restore();
+      await a.stop();
+      await b.stop();
+      await proxy.close();
+      await dropSchema(schema).catch(() => {});
+    }
+  }, 60_000);
+});
