@@ -15,6 +15,9 @@ export type ChangePublisher = {
 
 const MARK_FLUSH_MS = 100;
 const DRAIN_BATCH = 200;
+/** After a reconnect, how long the drain waits for the publisher's own connection: 20 × 250 ms. */
+const RECONNECT_WAIT_STEPS = 20;
+const RECONNECT_WAIT_STEP_MS = 250;
 
 /**
  * Publish after commit. Every change is written to `session_changes` in the same transaction as the
@@ -34,6 +37,7 @@ export function createChangePublisher(deps: {
   let drainTimer: NodeJS.Timeout | undefined;
   let draining: Promise<number> | undefined;
   let offReconnect: (() => void) | undefined;
+  let stopped = false;
 
   const flushMarks = async () => {
     markTimer = undefined;
@@ -47,10 +51,10 @@ export function createChangePublisher(deps: {
     }
   };
 
-  const drainOnce = async (): Promise<number> => {
+  const drainOnce = async (minAgeMs: number): Promise<number> => {
     if (!bus.isConnected()) return 0;
     return db.transaction().execute(async (trx) => {
-      const claimed = await claimUnpublishedChanges(trx, intervalMs * 2, DRAIN_BATCH);
+      const claimed = await claimUnpublishedChanges(trx, minAgeMs, DRAIN_BATCH);
       const done: string[] = [];
       for (const { id, change } of claimed) {
         try {
@@ -66,8 +70,9 @@ export function createChangePublisher(deps: {
     });
   };
 
-  const drain = () => {
-    draining ??= drainOnce()
+  // The timer's drain leaves the last two intervals alone (their fast-path publish may still be under way).
+  const drain = (minAgeMs = intervalMs * 2) => {
+    draining ??= drainOnce(minAgeMs)
       .catch((err: Error) => {
         logger.warn({ err: err.message }, 'outbox drain failed');
         return 0;
@@ -76,6 +81,22 @@ export function createChangePublisher(deps: {
         draining = undefined;
       });
     return draining;
+  };
+
+  /**
+   * Right after the link returns, whatever failed to publish during the outage goes out at once, however young
+   * (a change also under way on the fast path is published twice: subscribers drop the repeated version). The
+   * publisher's connection may come back a moment after the subscriber's that announced it.
+   */
+  const drainAfterReconnect = async () => {
+    for (let i = 0; i < RECONNECT_WAIT_STEPS && !stopped; i++) {
+      if (bus.isConnected()) {
+        await draining;
+        await drain(0);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, RECONNECT_WAIT_STEP_MS));
+    }
   };
 
   return {
@@ -90,13 +111,14 @@ export function createChangePublisher(deps: {
           logger.warn({ err: err.message, sessionId: change.session.id, version: change.session.version }, 'publish failed; the outbox will retry'),
       );
     },
-    drain,
+    drain: () => drain(),
     start() {
       drainTimer = setInterval(() => void drain(), intervalMs);
       drainTimer.unref();
-      offReconnect = bus.onReconnect(() => void drain());
+      offReconnect = bus.onReconnect(() => void drainAfterReconnect());
     },
     async stop() {
+      stopped = true;
       clearInterval(drainTimer);
       offReconnect?.();
       if (markTimer) {
