@@ -8,6 +8,7 @@
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../tools/kit/async.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../tools/kit/backends.js';
@@ -105,10 +106,13 @@ describe.skipIf(!hasPostgres)('NODE_ENV=production (service process)', () => {
     const after = await metric();
     expect(after.total - before.total).toBe(2);
 
-    const logged = svc
-      .output()
-      .split('\n')
-      .filter((l) => l.includes(`"reqId":"${requestId}"`));
+    const linesOf = () =>
+      svc
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(`"reqId":"${requestId}"`));
+    await waitFor(() => linesOf().some((l) => l.includes(erresid)), 10_000);
+    const logged = linesOf();
     expect(logged.length).toBeGreaterThan(0);
     expect(logged.some((l) => l.includes(erresid))).toBe(true);
     expect(logged.join('\n')).not.toContain('not-a-token');
@@ -144,6 +148,7 @@ describe.skipIf(!hasPostgres)('NODE_ENV=production (service process)', () => {
       );
       expect(res.body.errors?.map((e) => e.message)).toEqual(['Unexpected error.']);
       expect(JSON.stringify(res.body)).not.toMatch(leaks);
+      await waitFor(() => svc.output().includes(SECRET), 10_000);
       expect(svc.output()).toContain(SECRET);
     });
 
@@ -154,11 +159,15 @@ describe.skipIf(!hasPostgres)('NODE_ENV=production (service process)', () => {
       expect(Object.keys(body).sort()).toEqual(['errcode', 'erresid', 'errmesg', 'success']);
       expect(body).toMatchObject({ success: false, errcode: 'E_INTERNAL', errmesg: 'Internal error' });
       expect(JSON.stringify(body)).not.toMatch(leaks);
-      const logged = svc
-        .output()
-        .split('\n')
-        .filter((l) => l.includes(String(body.erresid)));
-      expect(logged.join('\n')).toContain(SECRET);
+      // The log line is written before the answer, but it reaches this process through another pipe: wait for it (bounded).
+      const logged = () =>
+        svc
+          .output()
+          .split('\n')
+          .filter((l) => l.includes(String(body.erresid)))
+          .join('\n');
+      await waitFor(() => logged().includes(SECRET), 10_000);
+      expect(logged()).toContain(SECRET);
     });
   });
 });
