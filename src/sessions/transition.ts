@@ -1,6 +1,6 @@
 import type { SessionChange } from './change.js';
 import { applyLiveEvent, sameView, type LiveEvent } from './live-state.js';
-import { decide, type Decision, type SessionStatus, type StatusEvent } from './status.js';
+import { decide, type Decision, type RoomInstance, type SessionStatus, type StatusEvent } from './status.js';
 import type { SessionRow } from './tables.js';
 
 /** A committed change, to publish after the transaction commits. */
@@ -31,8 +31,8 @@ export type Plan = {
  */
 export function planChange(session: SessionRow, event: SessionEvent, cause: Cause): Plan {
   const live = event.live ? applyLiveEvent(session.live_state, event.live) : session.live_state;
-  const liveChanged = live !== session.live_state;
-  const liveSeen = liveChanged && !sameView(session.live_state, live);
+  // Whether clients see the live change (two views serialised): asked only where it decides something.
+  const liveSeen = () => live !== session.live_state && !sameView(session.live_state, live);
 
   if (event.status) {
     const decision = decide({ status: session.status, roomSid: session.room_sid, roomCreatedMs: session.room_created_ms }, event.status);
@@ -50,24 +50,25 @@ export function planChange(session: SessionRow, event: SessionEvent, cause: Caus
       };
       return { action: 'status_updated', newStatus: decision.status, next, visible: true };
     }
-    const roomMoved = decision.action === 'no_change' && decision.room.sid !== session.room_sid;
-    const room = roomMoved ? { room_sid: decision.room.sid, room_created_ms: decision.room.createdMs } : {};
-    const next = roomMoved || liveChanged ? withLive(session, live, liveSeen, roomMoved, cause, room) : null;
-    return { action: decision.action, newStatus: session.status, next, visible: liveSeen };
+    const movedTo = decision.action === 'no_change' && decision.room.sid !== session.room_sid ? decision.room : null;
+    const seen = liveSeen();
+    return { action: decision.action, newStatus: session.status, next: withLive(session, live, seen, movedTo, cause), visible: seen };
   }
 
-  const next = liveChanged ? withLive(session, live, liveSeen, false, cause, {}) : null;
-  return { action: liveSeen ? 'live_updated' : 'no_change', newStatus: session.status, next, visible: liveSeen };
+  const seen = liveSeen();
+  return { action: seen ? 'live_updated' : 'no_change', newStatus: session.status, next: withLive(session, live, seen, null, cause), visible: seen };
 }
 
-function withLive(session: SessionRow, live: SessionRow['live_state'], seen: boolean, roomMoved: boolean, cause: Cause, room: Partial<SessionRow>): SessionRow {
+/** The row with the new live state (and current instance), or null when neither changed. */
+function withLive(session: SessionRow, live: SessionRow['live_state'], seen: boolean, movedTo: RoomInstance | null, cause: Cause): SessionRow | null {
+  if (live === session.live_state && movedTo === null) return null;
   return {
     ...session,
-    ...room,
+    ...(movedTo ? { room_sid: movedTo.sid, room_created_ms: movedTo.createdMs } : {}),
     live_state: live,
     version: seen ? session.version + 1 : session.version,
     // A hidden fact alone does not change what clients see, updated_at included.
-    updated_at: seen || roomMoved ? cause.now : session.updated_at,
+    updated_at: seen || movedTo ? cause.now : session.updated_at,
   };
 }
 
