@@ -1,4 +1,5 @@
 import { createSessionCache } from './sessions/session-cache.js';
+import { batchingWriter } from './sessions/write-batch.js';
 import type { AddressInfo } from 'node:net';
 import { AccessToken } from 'livekit-server-sdk';
 import { DEV_API_KEY, type Config } from './config.js';
@@ -94,6 +95,11 @@ export async function createApp(
       bodyTimeoutMs: config.livekit.bodyTimeoutSeconds * 1000,
       autoCreate: config.sessionAutoCreate,
       sessionCache: createSessionCache(SESSION_CACHE_ROOMS),
+      sessionWriter: batchingWriter(db, {
+        maxInFlight: WRITE_STATEMENTS_IN_FLIGHT,
+        maxBatch: WRITE_BATCH_MAX,
+        onStatement: (writes) => metrics.webhookWriteBatch.observe(writes),
+      }),
     },
     readiness: async () => {
       try {
@@ -235,6 +241,13 @@ const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 const DEV_TOKEN_HOURS = 12;
 /** Session rows kept for the webhook fast path (each a few KiB at most; LRU). */
 const SESSION_CACHE_ROOMS = 10_000;
+/**
+ * Group commit (sessions/write-batch.ts): webhook statements running at once, and webhooks one statement writes at
+ * most. Measured on 2 cores (tools/bench): 1 in flight packs ~8 webhooks per statement but leaves Postgres idle
+ * while the service works; 4 packs ~2; 2 gave the best rate.
+ */
+const WRITE_STATEMENTS_IN_FLIGHT = 2;
+const WRITE_BATCH_MAX = 32;
 /** Not at the very start: let the service settle (migrations, first webhooks) first. */
 const PRUNE_FIRST_DELAY_MS = 5_000;
 

@@ -20,6 +20,12 @@ export function createMetrics() {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [registry],
     }),
+    webhookWriteBatch: new Histogram({
+      name: 'lkss_webhook_write_batch_size',
+      help: 'Webhook session writes per statement (group commit: more than one only while Postgres is behind)',
+      buckets: [1, 2, 4, 8, 16, 32],
+      registers: [registry],
+    }),
     published: new Counter({ name: 'lkss_changes_published_total', help: 'Session changes published to subscribers', registers: [registry] }),
     subscriptions: new Gauge({ name: 'lkss_subscriptions_active', help: 'Open GraphQL subscriptions', registers: [registry] }),
     reconcileRepairs: new Counter({ name: 'lkss_reconcile_repairs_total', help: 'Status repairs made by reconciliation', registers: [registry] }),

@@ -147,4 +147,50 @@ describe.skipIf(!(backends.postgres && backends.redis))('webhook fast path under
     expect(session.version).toBe(2 + 40);
     expect(liveView(session.live_state).participantCount).toBe(40);
   });
+
+  /** The process's group-commit counters: session writes and the statements that carried them. */
+  async function statementCounts(to: ServiceProcess): Promise<{ writes: number; statements: number }> {
+    const text = await (await fetch(`${to.url}/metrics`)).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1]);
+    return { writes: value('lkss_webhook_write_batch_size_sum'), statements: value('lkss_webhook_write_batch_size_count') };
+  }
+
+  it(
+    'group commit: many rooms at once through one process share statements, each webhook still applied once on its own terms',
+    { timeout: 120_000 },
+    async () => {
+      const tag = Math.random().toString(36).slice(2, 8);
+      const instances = Array.from({ length: 60 }, (_, r) => newRoomInstance(`wpath-group-${tag}-${r}`));
+      const sign = async (room: RoomInstance, type: string, opts: Parameters<typeof buildEvent>[2] = {}) => {
+        const body = encodeEvent(buildEvent(type, room, opts));
+        return { id: JSON.parse(body).id as string, type, room: room.name, body, token: await signBody(body) };
+      };
+      const before = await statementCounts(a!);
+      const starts = await Promise.all(instances.map((room) => sign(room, 'room_started')));
+      const started = await mapLimit(starts, 60, (s) => post(a!, s));
+      expect(started.map((s) => s.action)).toEqual(starts.map(() => 'status_updated'));
+      // Three joins per room, every room's joins in flight together, and a copy of every fifth (LiveKit's retry).
+      const joins = await Promise.all(
+        instances.flatMap((room) => [0, 1, 2].map((p) => sign(room, 'participant_joined', { participant: { sid: `PA_${room.sid}_${p}`, identity: `p${p}` } }))),
+      );
+      const sent = await mapLimit([...joins, ...joins.filter((_, i) => i % 5 === 0)], 60, (s) => post(a!, s));
+      const after = await statementCounts(a!);
+
+      const writes = after.writes - before.writes;
+      const statements = after.statements - before.statements;
+      expect(writes, 'every status change and join written (conflicts retried)').toBeGreaterThanOrEqual(60 + 180);
+      expect(statements, `${writes} writes in ${statements} statements: some carried several`).toBeLessThan(writes);
+      const sessions = await checkStored(
+        [...started, ...sent],
+        instances.map((r) => r.name),
+      );
+      for (const room of instances) {
+        const session = sessions.get(room.name)!;
+        expect(session.status).toBe('LIVE');
+        expect(session.version, `${room.name}: created, started, three joins`).toBe(5);
+        expect(liveView(session.live_state).participantCount).toBe(3);
+      }
+      console.info(`group commit: ${writes} session writes in ${statements} statements`);
+    },
+  );
 });

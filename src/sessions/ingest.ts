@@ -14,6 +14,7 @@ import { NO_SESSION_CACHE, type SessionCache } from './session-cache.js';
 import { STATUS_EVENTS, type RoomInstance, type SessionStatus } from './status.js';
 import type { Db } from './tables.js';
 import { changeOf, planChange, type SessionEvent } from './transition.js';
+import type { SessionWriter } from './write-batch.js';
 
 /** A verified LiveKit webhook event, reduced to what the service uses. */
 export type IncomingEvent = {
@@ -54,8 +55,13 @@ const OPTIMISTIC_ATTEMPTS = 3;
  * the row it found and the event is planned again on it; after `OPTIMISTIC_ATTEMPTS` the row lock is taken, under
  * which the write cannot conflict.
  */
-export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { autoCreate: boolean; cache?: SessionCache }): Promise<IngestResult> {
+export async function applyWebhookEvent(
+  db: Db,
+  event: IncomingEvent,
+  opts: { autoCreate: boolean; cache?: SessionCache; /** How the fast path writes (default: alone, on `db`). */ writer?: SessionWriter },
+): Promise<IngestResult> {
   const cache = opts.cache ?? NO_SESSION_CACHE;
+  const writer = opts.writer ?? ((write) => writeSession(db, write));
   const record: EventRecord = {
     id: event.id,
     type: event.type,
@@ -77,8 +83,8 @@ export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { au
     status: isStatusEvent ? { kind: event.type as 'room_started' | 'room_finished', room: event.room! } : null,
     live: event.live ?? null,
   };
-  const attempt = async (conn: Db, read: SessionRead | undefined) => {
-    const outcome = await applyToRead(conn, read, event, sessionEvent, record);
+  const attempt = async (conn: Db, write: SessionWriter, read: SessionRead | undefined) => {
+    const outcome = await applyToRead(conn, write, read, event, sessionEvent, record);
     if ('result' in outcome && outcome.written) cache.set(roomName, outcome.written);
     return outcome;
   };
@@ -87,7 +93,7 @@ export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { au
   let read: SessionRead | undefined = cache.get(roomName);
   for (let i = 0; i < OPTIMISTIC_ATTEMPTS; i++) {
     read ??= await readOrCreate(db, roomName, opts.autoCreate, false);
-    const outcome = await attempt(db, read);
+    const outcome = await attempt(db, writer, read);
     if ('result' in outcome) return outcome.result;
     cache.delete(roomName);
     // The statement's snapshot may predate the write that moved the row: the same version again means read anew.
@@ -95,7 +101,7 @@ export async function applyWebhookEvent(db: Db, event: IncomingEvent, opts: { au
   }
   // Still contended (events of one room arriving together): under the row lock the same write cannot conflict.
   return db.transaction().execute(async (trx) => {
-    const outcome = await attempt(trx, await readOrCreate(trx, roomName, opts.autoCreate, true));
+    const outcome = await attempt(trx, (write) => writeSession(trx, write), await readOrCreate(trx, roomName, opts.autoCreate, true));
     if (!('result' in outcome)) throw new Error(`webhook ${event.id}: write conflict on room ${roomName} under its row lock`);
     return outcome.result;
   });
@@ -107,6 +113,7 @@ const baseOf = (event: IncomingEvent) => ({ eventType: event.type, roomName: eve
 /** One try: plan against `read` and write if it is still current; if it was not, the row found instead (when there was one). */
 async function applyToRead(
   db: Db,
+  writer: SessionWriter,
   read: SessionRead | undefined,
   event: IncomingEvent,
   sessionEvent: SessionEvent,
@@ -122,7 +129,7 @@ async function applyToRead(
   const now = new Date();
   const plan = planChange(session, sessionEvent, { eventType: event.type, at: event.createdAt ?? now, now });
   const write = plan.next
-    ? await writeSession(db, read, plan.next, { visible: plan.visible, eventType: event.type }, { record, outcome: plan.action })
+    ? await writer({ read, next: plan.next, change: { visible: plan.visible, eventType: event.type }, event: { record, outcome: plan.action } })
     : await recordEventUnchanged(db, read, record, plan.action);
   if (write.kind === 'conflict') return { current: write.current };
   if (write.kind === 'duplicate') return { result: { ...base, action: 'duplicate', ...NOTHING } };

@@ -78,7 +78,7 @@ function applyRepair(db: Db, sessionId: string, event: SessionEvent): Promise<Re
     const now = new Date();
     const plan = planChange(read.row, event, { eventType: 'reconcile', at: now, now });
     if (!plan.next) return undefined;
-    const write = await writeSession(trx, read, plan.next, { visible: plan.visible, eventType: 'reconcile' }, null);
+    const write = await writeSession(trx, { read, next: plan.next, change: { visible: plan.visible, eventType: 'reconcile' }, event: null });
     if (write.kind !== 'applied') throw new Error(`reconcile: session ${sessionId} changed under its row lock`);
     return plan.visible ? { change: changeOf(read.row, plan.next, 'reconcile'), changeId: write.changeId! } : undefined;
   });

@@ -289,13 +289,22 @@ select (select xmin from upd) as xmin, (select id from change) as change_id, exi
   case when not exists (select 1 from upd) then (${CURRENT_ROW}) end as current`,
 );
 
-export async function writeSession(
-  db: Db,
-  read: SessionRead,
-  next: SessionRow,
-  change: { visible: boolean; eventType: string },
-  event: { record: EventRecord; outcome: string } | null,
-): Promise<ConditionalWrite> {
+/** One conditional session write: the row version it was planned on, the new row, its change record and its event. */
+export type SessionWrite = {
+  read: SessionRead;
+  next: SessionRow;
+  change: { visible: boolean; eventType: string };
+  event: { record: EventRecord; outcome: string } | null;
+};
+
+type WriteRow = { xmin: string | null; change_id: string | null; applied: boolean; duplicate: boolean; current: CurrentRow | null };
+
+function writeResult(row: WriteRow, snapshotJson: string | null): ConditionalWrite {
+  if (row.applied) return { kind: 'applied', xmin: row.xmin, changeId: row.change_id, snapshotJson: snapshotJson ?? undefined };
+  return row.duplicate ? { kind: 'duplicate' } : conflict(row.current);
+}
+
+export async function writeSession(db: Db, { read, next, change, event }: SessionWrite): Promise<ConditionalWrite> {
   const [id, type, roomName, roomSid, createdAt, outcome, participant, track, egress] = event ? eventValues(event.record, event.outcome) : [];
   const snapshot = change.visible ? JSON.stringify(snapshotToJson(next)) : null;
   const params = [
@@ -323,17 +332,87 @@ export async function writeSession(
     track ?? null,
     egress ?? null,
   ];
-  let row: { xmin: string | null; change_id: string | null; applied: boolean; duplicate: boolean; current: CurrentRow | null };
   try {
-    row = await firstRow(db, WRITE_SESSION, params);
+    return writeResult(await firstRow<WriteRow>(db, WRITE_SESSION, params), snapshot);
   } catch (err) {
     // A copy of the event recorded as changing nothing (`recordEventUnchanged` writes no row, so it does not move
     // `xmin`) committed after this statement's check: the statement failed whole, and the event is stored once.
     if (isEventIdTaken(err)) return { kind: 'duplicate' };
     throw err;
   }
-  if (row.applied) return { kind: 'applied', xmin: row.xmin, changeId: row.change_id, snapshotJson: snapshot ?? undefined };
-  return row.duplicate ? { kind: 'duplicate' } : conflict(row.current);
+}
+
+/**
+ * `WRITE_SESSION` for several sessions in one statement (group commit: one round trip, one commit): each write
+ * applies or not on its own terms, exactly as it would alone. The sessions must differ (a row is updated once per
+ * statement). One parameter, a JSON array, so the statement stays one prepared plan whatever the batch size.
+ */
+const WRITE_SESSIONS = prepared(
+  'lkss_write_sessions',
+  `
+with input as (
+  select * from jsonb_to_recordset($1::jsonb) as x(i int, id uuid, read_xmin text, status text, room_sid text, room_created_ms double precision,
+    version integer, started_at timestamptz, stopped_at timestamptz, updated_at timestamptz, live_state jsonb, previous_status text,
+    change_event_type text, session jsonb, event_id text, event_type text, room_name text, event_room_sid text, created_at timestamptz,
+    outcome text, participant_identity text, track_sid text, egress_id text)
+), upd as (
+  update sessions s set status = x.status, room_sid = x.room_sid, room_created_ms = x.room_created_ms, version = x.version,
+    started_at = x.started_at, stopped_at = x.stopped_at, updated_at = x.updated_at, live_state = x.live_state
+  from input x
+  where s.id = x.id and s.xmin = x.read_xmin::xid and not exists (select 1 from webhook_events e where e.id = x.event_id)
+  returning x.i, s.xmin::text as xmin
+), change as (
+  insert into session_changes (session_id, version, status, previous_status, event_type, session, changed_at)
+  select x.id, x.version, x.status, x.previous_status, x.change_event_type, x.session, x.updated_at
+  from upd join input x on x.i = upd.i where x.session is not null
+  returning id::text as id, session_id
+), event as (
+  insert into webhook_events (${EVENT_COLUMNS})
+  select x.event_id, x.event_type, x.room_name, x.event_room_sid, x.created_at, x.outcome, x.id, x.participant_identity, x.track_sid, x.egress_id
+  from upd join input x on x.i = upd.i where x.event_id is not null
+)
+select upd.xmin, change.id as change_id, upd.i is not null as applied,
+  upd.i is null and exists (select 1 from webhook_events e where e.id = x.event_id) as duplicate,
+  case when upd.i is null then (select to_jsonb(s) || jsonb_build_object('xmin', s.xmin::text) from sessions s where s.id = x.id) end as current
+from input x left join upd on upd.i = x.i left join change on change.session_id = x.id
+order by x.i`,
+);
+
+/** Writes of distinct sessions in one statement; the answers in the writes' order. */
+export async function writeSessions(db: Db, writes: readonly SessionWrite[]): Promise<ConditionalWrite[]> {
+  const snapshots: (string | null)[] = [];
+  const items = writes.map(({ read, next, change, event }, i) => {
+    const snapshot = change.visible ? JSON.stringify(snapshotToJson(next)) : null;
+    snapshots.push(snapshot);
+    const record = event?.record;
+    const scalars = JSON.stringify({
+      i,
+      id: next.id,
+      read_xmin: read.xmin,
+      status: next.status,
+      room_sid: next.room_sid,
+      room_created_ms: next.room_created_ms,
+      version: next.version,
+      started_at: next.started_at,
+      stopped_at: next.stopped_at,
+      updated_at: next.updated_at,
+      previous_status: read.row.status,
+      change_event_type: change.eventType,
+      event_id: record?.id ?? null,
+      event_type: record?.type ?? null,
+      room_name: record?.roomName ?? null,
+      event_room_sid: record?.roomSid ?? null,
+      created_at: record?.createdAt ?? null,
+      outcome: event?.outcome ?? null,
+      participant_identity: record?.participantIdentity ?? null,
+      track_sid: record?.trackSid ?? null,
+      egress_id: record?.egressId ?? null,
+    });
+    // The two JSON documents are spliced in as they are (the snapshot string is also what gets published).
+    return `${scalars.slice(0, -1)},"live_state":${JSON.stringify(next.live_state)},"session":${snapshot ?? 'null'}}`;
+  });
+  const { rows } = await db.executeQuery<WriteRow>(CompiledQuery.raw(WRITE_SESSIONS, [`[${items.join(',')}]`]));
+  return rows.map((row, i) => writeResult(row, snapshots[i]!));
 }
 
 /** Records an event that changes nothing, if the session is still at `read.xmin` (what it changed nothing of). */

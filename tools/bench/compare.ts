@@ -148,6 +148,19 @@ async function ingest(target: Target, pool: PoolItem[], opts: CompareOptions, la
   return outcome;
 }
 
+/** Ours' group commit over its runs so far (`lkss_webhook_write_batch_size` on each process's /metrics). */
+async function writesPerStatement(target: Target): Promise<{ writes: number; statements: number; perStatement: number }> {
+  let writes = 0;
+  let statements = 0;
+  for (const { url } of target.processes) {
+    const text = await (await fetch(`${url}/metrics`)).text();
+    const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    writes += value('lkss_webhook_write_batch_size_sum');
+    statements += value('lkss_webhook_write_batch_size_count');
+  }
+  return { writes, statements, perStatement: statements === 0 ? 0 : round(writes / statements, 2) };
+}
+
 /** Ours after its ingest runs: every request answered 200 stored exactly once, as announced, and published. */
 async function verifyOurs(target: Target, items: PoolItem[]) {
   // Let in-flight requests finish and the publisher mark its changes.
@@ -419,6 +432,8 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
           put('ingestMixCpu', 'service CPU per webhook, realistic mix', false, 'ms', name, mix.cpuMsPerReq.service);
           const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
           if (verified) problems.push(...verified.problems);
+          const grouping = name === 'ours' ? await writesPerStatement(target) : undefined;
+          if (grouping) opts.log(`${name}: ${grouping.writes} session writes in ${grouping.statements} statements (group commit)`);
           opts.log(`${name}: pgbench on its per-webhook SQL ...`);
           const pgb = await pgbenchCapacity(target, opts);
           put('pgbench', 'Postgres capacity for the per-webhook SQL (pgbench, 16 clients), webhooks/s', true, '/s', name, pgb.webhooksPerS);
@@ -427,6 +442,7 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
             status: strip(status),
             mix: strip(mix),
             verify: verified?.verify,
+            groupCommit: grouping,
             pgbench: { webhooksPerS: round(pgb.webhooksPerS, 0), latencyMs: pgb.latencyMs },
           };
         }
