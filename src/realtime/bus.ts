@@ -280,17 +280,45 @@ function openConnectionBroker(target: Exclude<RedisTarget, { kind: 'cluster' }>,
 
   return {
     description: target.kind === 'single' ? `redis ${new URL(target.url).host}` : `redis sentinel "${target.name}" via ${nodeList(target.sentinels)}`,
-    async publish(channels, message) {
-      const pipeline = publisher.pipeline();
-      for (const channel of channels) pipeline.publish(channel, message);
-      const failed = (await pipeline.exec())?.find(([err]) => err);
-      if (failed?.[0]) throw failed[0];
-    },
+    publish: coalescedPublish(publisher),
     subscribe: (channels) => subscriber.subscribe(...channels),
     unsubscribe: (channels) => subscriber.unsubscribe(...channels),
     isConnected: () => publisher.status === 'ready',
     close: () => closeClients(publisher, subscriber),
   };
+}
+
+type Publish = { channels: readonly string[]; message: string; done: (err?: Error) => void };
+
+/**
+ * PUBLISH through one pipeline per tick: the changes of one group commit (sessions/write-batch.ts) are answered
+ * in the same tick and go to Redis in one write. Each change still learns whether its own commands failed.
+ */
+function coalescedPublish(publisher: Redis): Broker['publish'] {
+  let queued: Publish[] = [];
+  const flush = () => {
+    const batch = queued;
+    queued = [];
+    const pipeline = publisher.pipeline();
+    for (const p of batch) for (const channel of p.channels) pipeline.publish(channel, p.message);
+    pipeline.exec().then(
+      (results) => {
+        let at = 0;
+        for (const p of batch) {
+          p.done(results?.slice(at, at + p.channels.length).find(([err]) => err)?.[0] ?? undefined);
+          at += p.channels.length;
+        }
+      },
+      (err: unknown) => {
+        for (const p of batch) p.done(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  };
+  return (channels, message) =>
+    new Promise<void>((resolve, reject) => {
+      if (queued.length === 0) process.nextTick(flush);
+      queued.push({ channels, message, done: (err) => (err ? reject(err) : resolve()) });
+    });
 }
 
 /**
