@@ -1,5 +1,4 @@
-import { createSessionCache } from './sessions/session-cache.js';
-import { batchingWriter } from './sessions/write-batch.js';
+import { createFastPath } from './sessions/fast-path.js';
 import type { AddressInfo } from 'node:net';
 import { AccessToken } from 'livekit-server-sdk';
 import { DEV_API_KEY, type Config } from './config.js';
@@ -94,11 +93,9 @@ export async function createApp(
       maxBodyBytes: config.livekit.maxBodyBytes,
       bodyTimeoutMs: config.livekit.bodyTimeoutSeconds * 1000,
       autoCreate: config.sessionAutoCreate,
-      sessionCache: createSessionCache(SESSION_CACHE_ROOMS),
-      sessionWriter: batchingWriter(db, {
-        maxInFlight: WRITE_STATEMENTS_IN_FLIGHT,
-        maxBatch: WRITE_BATCH_MAX,
+      fastPath: createFastPath(db, {
         onStatement: (writes) => metrics.webhookWriteBatch.observe(writes),
+        onConflict: () => metrics.webhookWriteConflicts.inc(),
       }),
     },
     readiness: async () => {
@@ -239,15 +236,6 @@ export async function mintAdminToken(config: Config, ttl: string): Promise<strin
 
 const PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 const DEV_TOKEN_HOURS = 12;
-/** Session rows kept for the webhook fast path (each a few KiB at most; LRU). */
-const SESSION_CACHE_ROOMS = 10_000;
-/**
- * Group commit (sessions/write-batch.ts): webhook statements running at once, and webhooks one statement writes at
- * most. Measured on 2 cores (tools/bench): 1 in flight packs ~8 webhooks per statement but leaves Postgres idle
- * while the service works; 4 packs ~2; 2 gave the best rate.
- */
-const WRITE_STATEMENTS_IN_FLIGHT = 2;
-const WRITE_BATCH_MAX = 32;
 /** Not at the very start: let the service settle (migrations, first webhooks) first. */
 const PRUNE_FIRST_DELAY_MS = 5_000;
 

@@ -26,6 +26,11 @@ export function createMetrics() {
       buckets: [1, 2, 4, 8, 16, 32],
       registers: [registry],
     }),
+    webhookWriteConflicts: new Counter({
+      name: 'lkss_webhook_write_conflicts_total',
+      help: 'Webhook session writes that found the row changed since it was read or cached (another replica wrote it, or events of one room came together) and were planned again',
+      registers: [registry],
+    }),
     published: new Counter({ name: 'lkss_changes_published_total', help: 'Session changes published to subscribers', registers: [registry] }),
     subscriptions: new Gauge({ name: 'lkss_subscriptions_active', help: 'Open GraphQL subscriptions', registers: [registry] }),
     reconcileRepairs: new Counter({ name: 'lkss_reconcile_repairs_total', help: 'Status repairs made by reconciliation', registers: [registry] }),

@@ -10,10 +10,10 @@ import {
   type EventRecord,
   type SessionRead,
 } from './repo.js';
-import { NO_SESSION_CACHE, type SessionCache } from './session-cache.js';
 import { STATUS_EVENTS, type RoomInstance, type SessionStatus } from './status.js';
 import type { Db } from './tables.js';
 import { changeOf, planChange, type SessionEvent } from './transition.js';
+import { plainPath, type FastPath } from './fast-path.js';
 import type { SessionWriter } from './write-batch.js';
 
 /** A verified LiveKit webhook event, reduced to what the service uses. */
@@ -58,10 +58,9 @@ const OPTIMISTIC_ATTEMPTS = 3;
 export async function applyWebhookEvent(
   db: Db,
   event: IncomingEvent,
-  opts: { autoCreate: boolean; cache?: SessionCache; /** How the fast path writes (default: alone, on `db`). */ writer?: SessionWriter },
+  opts: { autoCreate: boolean; /** The process's cache, group commit and room turns (default: none of them). */ fastPath?: FastPath },
 ): Promise<IngestResult> {
-  const cache = opts.cache ?? NO_SESSION_CACHE;
-  const writer = opts.writer ?? ((write) => writeSession(db, write));
+  const { cache, write: writer, inTurn } = opts.fastPath ?? plainPath(db);
   const record: EventRecord = {
     id: event.id,
     type: event.type,
@@ -89,21 +88,24 @@ export async function applyWebhookEvent(
     return outcome;
   };
 
-  // The cached row first; after a conflict, the row the conflicting statement found (or a fresh read).
-  let read: SessionRead | undefined = cache.get(roomName);
-  for (let i = 0; i < OPTIMISTIC_ATTEMPTS; i++) {
-    read ??= await readOrCreate(db, roomName, opts.autoCreate, false);
-    const outcome = await attempt(db, writer, read);
-    if ('result' in outcome) return outcome.result;
-    cache.delete(roomName);
-    // The statement's snapshot may predate the write that moved the row: the same version again means read anew.
-    read = outcome.current?.xmin !== read?.xmin ? outcome.current : undefined;
-  }
-  // Still contended (events of one room arriving together): under the row lock the same write cannot conflict.
-  return db.transaction().execute(async (trx) => {
-    const outcome = await attempt(trx, (write) => writeSession(trx, write), await readOrCreate(trx, roomName, opts.autoCreate, true));
-    if (!('result' in outcome)) throw new Error(`webhook ${event.id}: write conflict on room ${roomName} under its row lock`);
-    return outcome.result;
+  // One room's webhooks in turn (the previous one's row is the cached row), rooms at once.
+  return inTurn(roomName, async () => {
+    // The cached row first; after a conflict, the row the conflicting statement found (or a fresh read).
+    let read: SessionRead | undefined = cache.get(roomName);
+    for (let i = 0; i < OPTIMISTIC_ATTEMPTS; i++) {
+      read ??= await readOrCreate(db, roomName, opts.autoCreate, false);
+      const outcome = await attempt(db, writer, read);
+      if ('result' in outcome) return outcome.result;
+      cache.delete(roomName);
+      // The statement's snapshot may predate the write that moved the row: the same version again means read anew.
+      read = outcome.current?.xmin !== read?.xmin ? outcome.current : undefined;
+    }
+    // Still contended (other replicas writing the room too): under the row lock the same write cannot conflict.
+    return db.transaction().execute(async (trx) => {
+      const outcome = await attempt(trx, (write) => writeSession(trx, write), await readOrCreate(trx, roomName, opts.autoCreate, true));
+      if (!('result' in outcome)) throw new Error(`webhook ${event.id}: write conflict on room ${roomName} under its row lock`);
+      return outcome.result;
+    });
   });
 }
 

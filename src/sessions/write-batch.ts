@@ -20,7 +20,14 @@ type Pending = { write: SessionWrite; resolve: (result: ConditionalWrite) => voi
  */
 export function batchingWriter(
   db: Db,
-  opts: { maxInFlight: number; maxBatch: number; /** Told each statement's number of writes. */ onStatement?: (writes: number) => void },
+  opts: {
+    maxInFlight: number;
+    maxBatch: number;
+    /** Told each statement's number of writes. */
+    onStatement?: (writes: number) => void;
+    /** Told of each write that found its row changed since it was read (it is planned again). */
+    onConflict?: () => void;
+  },
 ): SessionWriter {
   const queue: Pending[] = [];
   let inFlight = 0;
@@ -72,7 +79,14 @@ export function batchingWriter(
 
   return (write) =>
     new Promise<ConditionalWrite>((resolve, reject) => {
-      queue.push({ write, resolve, reject });
+      queue.push({
+        write,
+        resolve: (result) => {
+          if (result.kind === 'conflict') opts.onConflict?.();
+          resolve(result);
+        },
+        reject,
+      });
       pump();
     });
 }

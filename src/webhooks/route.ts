@@ -9,8 +9,7 @@ import type { Logger } from '../logger.js';
 import type { Metrics } from '../metrics.js';
 import type { ChangePublisher } from '../realtime/outbox.js';
 import { applyWebhookEvent } from '../sessions/ingest.js';
-import type { SessionCache } from '../sessions/session-cache.js';
-import type { SessionWriter } from '../sessions/write-batch.js';
+import type { FastPath } from '../sessions/fast-path.js';
 import { successEnvelope } from './envelope.js';
 import type { WebhookVerifier } from './verify.js';
 
@@ -29,10 +28,8 @@ export type WebhookDeps = {
   /** The whole body must arrive within this (408 past it). */
   bodyTimeoutMs: number;
   autoCreate: boolean;
-  /** The session rows this process last read or wrote (a webhook then writes in one statement). */
-  sessionCache: SessionCache;
-  /** Writes the webhooks' session changes (grouped into shared statements under load). */
-  sessionWriter: SessionWriter;
+  /** This process's session row cache, group commit and room turns (a webhook then costs one statement). */
+  fastPath: FastPath;
 };
 
 /** POST /api/v1/webhooks/livekit: verify the token, read and check the body, apply in one transaction, answer, then publish. */
@@ -51,7 +48,7 @@ export async function handleWebhook(req: IncomingMessage, res: ServerResponse, d
     if (declaredTooLarge(req, deps.maxBodyBytes)) throw new HttpError(413, 'E_PAYLOAD_TOO_LARGE', new BodyTooLargeError(deps.maxBodyBytes).message);
     const checkBody = await deps.verify(req.headers.authorization);
     const event = checkBody(await readWebhookBody(req, deps));
-    const result = await applyWebhookEvent(deps.db, event, { autoCreate: deps.autoCreate, cache: deps.sessionCache, writer: deps.sessionWriter });
+    const result = await applyWebhookEvent(deps.db, event, { autoCreate: deps.autoCreate, fastPath: deps.fastPath });
     if (result.committed) deps.publisher.publishCommitted(result.committed.change, result.committed.changeId);
 
     sendJson(res, 200, successEnvelope(result));

@@ -148,17 +148,22 @@ async function ingest(target: Target, pool: PoolItem[], opts: CompareOptions, la
   return outcome;
 }
 
-/** Ours' group commit over its runs so far (`lkss_webhook_write_batch_size` on each process's /metrics). */
-async function writesPerStatement(target: Target): Promise<{ writes: number; statements: number; perStatement: number }> {
+/**
+ * Ours' group commit over its runs so far, from each process's /metrics: session writes, the statements that
+ * carried them, and the writes that found their row changed since it was read or cached (planned again).
+ */
+async function writesPerStatement(target: Target): Promise<{ writes: number; statements: number; perStatement: number; conflicts: number }> {
   let writes = 0;
   let statements = 0;
+  let conflicts = 0;
   for (const { url } of target.processes) {
     const text = await (await fetch(`${url}/metrics`)).text();
     const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
     writes += value('lkss_webhook_write_batch_size_sum');
     statements += value('lkss_webhook_write_batch_size_count');
+    conflicts += value('lkss_webhook_write_conflicts_total');
   }
-  return { writes, statements, perStatement: statements === 0 ? 0 : round(writes / statements, 2) };
+  return { writes, statements, perStatement: statements === 0 ? 0 : round(writes / statements, 2), conflicts };
 }
 
 /** Ours after its ingest runs: every request answered 200 stored exactly once, as announced, and published. */
@@ -433,7 +438,9 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
           const verified = name === 'ours' ? await verifyOurs(target, [...status.items, ...mix.items]) : undefined;
           if (verified) problems.push(...verified.problems);
           const grouping = name === 'ours' ? await writesPerStatement(target) : undefined;
-          if (grouping) opts.log(`${name}: ${grouping.writes} session writes in ${grouping.statements} statements (group commit)`);
+          if (grouping) {
+            opts.log(`${name}: ${grouping.writes} session writes in ${grouping.statements} statements (group commit), ${grouping.conflicts} conflicts`);
+          }
           opts.log(`${name}: pgbench on its per-webhook SQL ...`);
           const pgb = await pgbenchCapacity(target, opts);
           put('pgbench', 'Postgres capacity for the per-webhook SQL (pgbench, 16 clients), webhooks/s', true, '/s', name, pgb.webhooksPerS);
@@ -544,6 +551,8 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
           await target.prepareRooms(pools.statusRooms);
           const status = await ingest(target, pools.status, opts, `status ingest, ${n} processes`);
           if (name === 'ours') problems.push(...(await verifyOurs(target, status.items)).problems);
+          // Each process caches the rows it wrote: a webhook reaching another process conflicts once, and is planned again.
+          const grouping = name === 'ours' ? await writesPerStatement(target) : undefined;
           const subs = await subscriptions(target, streams, Math.min(opts.rooms, streams), opts);
           problems.push(...status.problems, ...subs.problems);
           scale.push({
@@ -552,6 +561,7 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
             streams: subs.streams,
             ingestReqPerS: round(status.reqPerS, 0),
             ingestP99: status.p99,
+            writeConflictsPerWebhook: grouping ? round(grouping.conflicts / Math.max(1, status.items.filter((i) => i.sends > 0).length), 2) : undefined,
             ...pickFanout(subs),
           });
         } finally {
@@ -621,6 +631,7 @@ export function formatCompare(result: CompareResult): string {
         'streams',
         'ingest req/s',
         'ingest p99 ms',
+        'conflicts / webhook',
         'open/s',
         'fan-out p50 / p99 ms',
         'lost / dup',
@@ -629,13 +640,14 @@ export function formatCompare(result: CompareResult): string {
       ],
       ...result.scale.map((s) =>
         s.skipped
-          ? [cell(s.target), cell(s.processes), cell(s.streams), `skipped: ${cell(s.skipped)}`, '', '', '', '', '', '']
+          ? [cell(s.target), cell(s.processes), cell(s.streams), `skipped: ${cell(s.skipped)}`, '', '', '', '', '', '', '']
           : [
               cell(s.target),
               cell(s.processes),
               cell(s.streams),
               cell(s.ingestReqPerS),
               cell(s.ingestP99),
+              cell(s.writeConflictsPerWebhook),
               cell(s.openPerS),
               `${cell(s.fanoutP50)} / ${cell(s.fanoutP99)}`,
               `${cell(s.lost)} / ${cell(s.duplicated)}`,
