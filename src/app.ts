@@ -94,6 +94,7 @@ export async function createApp(
       bodyTimeoutMs: config.livekit.bodyTimeoutSeconds * 1000,
       autoCreate: config.sessionAutoCreate,
       fastPath: createFastPath(db, {
+        watchChanges: (listener) => bus.subscribe('all', listener),
         onStatement: (writes) => metrics.webhookWriteBatch.observe(writes),
         onConflict: () => metrics.webhookWriteConflicts.inc(),
       }),

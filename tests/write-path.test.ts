@@ -17,8 +17,11 @@ import { applyLiveEvent, EMPTY_LIVE_STATE, liveView, type LiveState } from '../s
 import { mapLimit } from '../tools/kit/async.js';
 import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../tools/kit/backends.js';
 import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody, type RoomInstance } from '../tools/kit/livekit-emulator.js';
+import { sseClient } from '../tools/kit/clients.js';
+import { adminToken } from '../tools/kit/graphql.js';
 import { startServiceProcess, type ServiceProcess } from '../tools/kit/service-process.js';
 import { modelEvents, roomArb, toLiveEvent, type ModelEvent } from './support/live-model.js';
+import { Watch } from './support/watch.js';
 
 const backends = await availableBackends();
 
@@ -198,6 +201,51 @@ describe.skipIf(!(backends.postgres && backends.redis))('webhook fast path under
         expect(liveView(session.live_state).participantCount).toBe(3);
       }
       console.info(`group commit: ${writes} session writes in ${statements} statements, ${conflicts} conflicts`);
+    },
+  );
+  it(
+    'replicas learn each other’s writes from the change stream: a room’s webhooks alternating between the two conflict at most once per process',
+    { timeout: 120_000 },
+    async () => {
+      const token = await adminToken();
+      const clients = [sseClient(a!.url, token), sseClient(b!.url, token)];
+      try {
+        // Each process's every-session stream: seeing a version there means that process has dispatched it.
+        const [onA, onB] = clients.map((c) => new Watch(c, `subscription { sessionsUpdated { version session { roomName } } }`)) as [Watch, Watch];
+        const room = newRoomInstance(`wpath-alt-${Math.random().toString(36).slice(2, 8)}`);
+        const sign = async (type: string, opts: Parameters<typeof buildEvent>[2] = {}) => {
+          const body = encodeEvent(buildEvent(type, room, opts));
+          return { id: JSON.parse(body).id as string, type, room: room.name, body, token: await signBody(body) };
+        };
+        const seen = (w: Watch, version: number) =>
+          (w.values('sessionsUpdated') as Array<{ version: number; session: { roomName: string } }>).some(
+            (v) => v.session.roomName === room.name && v.version >= version,
+          );
+        // Every-session streams send no snapshot: joins until both have seen one (the first may come too early).
+        expect((await post(a!, await sign('room_started'))).action).toBe('status_updated');
+        let version = 2; // created at 1, started at 2
+        for (let i = 0; !(seen(onA, version) && seen(onB, version)); i++) {
+          expect(i, 'both every-session streams live').toBeLessThan(40);
+          await post(a!, await sign('participant_joined', { participant: { sid: `PA_warm${i}`, identity: `warm${i}` } }));
+          version++;
+          await Promise.all([onA, onB].map((w) => w.until(() => seen(w, version), 500).catch(() => undefined)));
+        }
+
+        const counts = async () => (await Promise.all([statementCounts(a!), statementCounts(b!)])).reduce((n, c) => n + c.conflicts, 0);
+        const before = await counts();
+        for (let i = 0; i < 20; i++) {
+          const [to, other] = i % 2 === 0 ? [b!, onA] : [a!, onB];
+          const sent = await post(to, await sign('participant_joined', { participant: { sid: `PA_alt${i}`, identity: `alt${i}` } }));
+          expect(sent.action).toBe('live_updated');
+          version++;
+          // The next webhook goes to the other process: once it has dispatched this version, it knows the row.
+          await other.until(() => seen(other, version), 10_000, `version ${version} on the other process`);
+        }
+        const conflicts = (await counts()) - before;
+        expect(conflicts, `${conflicts} of 20 alternating webhooks found their row changed by the other process`).toBeLessThanOrEqual(2);
+      } finally {
+        for (const c of clients) c.dispose();
+      }
     },
   );
 });

@@ -8,6 +8,11 @@ export type SessionChange = {
   /** What caused it: room_started, room_finished, reconcile, or "snapshot" for a subscription's first event. */
   eventType: string;
   changedAt: Date;
+  /**
+   * The row's version (`xmin`) right after the write, when the writer knows it (not for changes the outbox
+   * publishes again): other processes put the row in their webhook cache with it (sessions/fast-path.ts).
+   */
+  rowVersion?: string;
 };
 
 const DATE_FIELDS = ['started_at', 'stopped_at', 'created_at', 'updated_at'] as const;
@@ -54,16 +59,29 @@ export function withSnapshotJson(change: SessionChange, snapshotJson: string): S
 /** Wire format between processes (Redis): small, self-contained, versioned by the row. */
 export function encodeChange(change: SessionChange): string {
   const session = storedSnapshots.get(change) ?? JSON.stringify(snapshotToJson(change.session));
-  const rest = JSON.stringify({ previousStatus: change.previousStatus, eventType: change.eventType, changedAt: change.changedAt.toISOString() });
+  const rest = JSON.stringify({
+    previousStatus: change.previousStatus,
+    eventType: change.eventType,
+    changedAt: change.changedAt.toISOString(),
+    rowVersion: change.rowVersion,
+  });
   return `{"session":${session},${rest.slice(1)}`;
 }
 
 export function decodeChange(text: string): SessionChange {
-  const raw = JSON.parse(text) as { session: SessionSnapshotJson; previousStatus: SessionStatus | null; eventType: string; changedAt: string };
-  return {
+  const raw = JSON.parse(text) as {
+    session: SessionSnapshotJson;
+    previousStatus: SessionStatus | null;
+    eventType: string;
+    changedAt: string;
+    rowVersion?: string;
+  };
+  const change: SessionChange = {
     session: snapshotFromJson(raw.session),
     previousStatus: raw.previousStatus,
     eventType: raw.eventType,
     changedAt: new Date(raw.changedAt),
   };
+  if (typeof raw.rowVersion === 'string') change.rowVersion = raw.rowVersion;
+  return change;
 }

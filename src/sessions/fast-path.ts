@@ -1,3 +1,4 @@
+import type { SessionChange } from './change.js';
 import { writeSession } from './repo.js';
 import { createSessionCache, NO_SESSION_CACHE, type SessionCache } from './session-cache.js';
 import type { Db } from './tables.js';
@@ -10,6 +11,12 @@ import { batchingWriter, type SessionWriter } from './write-batch.js';
  * - `inTurn`: one room's webhooks are planned and written one after another, in arrival order. Written together,
  *   all but one would find the row changed and be planned again (a room's join storm at a meeting's start);
  *   one after another, each plans on the row the previous one wrote. Rooms still go at once.
+ *
+ * Replicas behind a load balancer each get some of a room's webhooks: a replica's cached row is then often
+ * older than another replica's last write, and its write conflicts once (planned again on the row the statement
+ * found). From the first conflict on, the process follows every session's published changes (`watchChanges`)
+ * and caches the rows other replicas wrote, with their version, as they come. A process that is the only
+ * writer never conflicts and never listens.
  */
 export type FastPath = {
   cache: SessionCache;
@@ -27,10 +34,34 @@ const CACHE_ROOMS = 10_000;
 const STATEMENTS_IN_FLIGHT = 2;
 const WRITES_PER_STATEMENT = 32;
 
-export function createFastPath(db: Db, observe: { onStatement?: (writes: number) => void; onConflict?: () => void } = {}): FastPath {
+export function createFastPath(
+  db: Db,
+  opts: {
+    /** Every session's published changes, from every process (resolves once they flow). */
+    watchChanges?: (listener: (change: SessionChange) => void) => Promise<unknown>;
+    onStatement?: (writes: number) => void;
+    onConflict?: () => void;
+  } = {},
+): FastPath {
+  const cache = createSessionCache(CACHE_ROOMS);
+  const learn = (change: SessionChange) => {
+    if (change.rowVersion === undefined) return;
+    const cached = cache.get(change.session.room_name);
+    if (cached && cached.row.version >= change.session.version) return;
+    cache.set(change.session.room_name, { row: change.session, xmin: change.rowVersion });
+  };
+  let watching = false;
+  const onConflict = () => {
+    opts.onConflict?.();
+    if (watching || !opts.watchChanges) return;
+    watching = true;
+    opts.watchChanges(learn).catch(() => {
+      watching = false;
+    });
+  };
   return {
-    cache: createSessionCache(CACHE_ROOMS),
-    write: batchingWriter(db, { maxInFlight: STATEMENTS_IN_FLIGHT, maxBatch: WRITES_PER_STATEMENT, ...observe }),
+    cache,
+    write: batchingWriter(db, { maxInFlight: STATEMENTS_IN_FLIGHT, maxBatch: WRITES_PER_STATEMENT, onStatement: opts.onStatement, onConflict }),
     inTurn: turnsByKey(),
   };
 }

@@ -137,7 +137,10 @@ async function applyToRead(
   if (write.kind === 'duplicate') return { result: { ...base, action: 'duplicate', ...NOTHING } };
   const result: IngestResult = { ...base, action: plan.action, sessionId: session.id, oldStatus: session.status, newStatus: plan.newStatus };
   if (!plan.next) return { result };
-  if (plan.visible) result.committed = { change: withSnapshotJson(changeOf(session, plan.next, event.type), write.snapshotJson!), changeId: write.changeId! };
+  if (plan.visible) {
+    const change = { ...changeOf(session, plan.next, event.type), rowVersion: write.xmin ?? undefined };
+    result.committed = { change: withSnapshotJson(change, write.snapshotJson!), changeId: write.changeId! };
+  }
   return { result, written: { row: plan.next, xmin: write.xmin! } };
 }
 
