@@ -93,8 +93,8 @@ async function buildPools(opts: CompareOptions) {
   const mixRooms = Array.from({ length: opts.sessions }, (_, i) => `mix-room-${i}`);
   const t0 = performance.now();
   // Unsigned here: each target's copy is signed just before its run (tokens live 5 minutes, a run takes longer).
-  const status = await buildPool(statusRooms, [], size(1500), statusOnly, 0, false);
-  const mix = await buildPool(mixRooms, [], size(4000), lifecycle, 0.01, false);
+  const status = await buildPool(statusRooms, [], size(4000), statusOnly, 0, false);
+  const mix = await buildPool(mixRooms, [], size(8000), lifecycle, 0.01, false);
   return { status, mix, statusRooms, mixRooms, seconds: (performance.now() - t0) / 1000 };
 }
 
