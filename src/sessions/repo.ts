@@ -230,7 +230,8 @@ export function listSessionEvents(db: Db, sessionId: string, args: ListEventsArg
 //
 // No transaction is held while the rule runs in JavaScript: the row is read (or taken from a cache), the pure rule
 // plans the write, and one statement applies it only if the row is still the version read (`xmin`) and the event is
-// new. Statements are SQL text (no query building per webhook); each is atomic on its own.
+// new (several webhooks' session writes may share that statement: group commit, write-batch.ts). Statements are SQL
+// text (no query building per webhook); each is atomic on its own.
 
 /** What a write against a row version did. `conflict`: the row changed since it was read; read it again and re-plan. */
 export type ConditionalWrite =
@@ -263,32 +264,6 @@ const eventValues = (event: EventRecord, outcome: string) => [
   event.egressId ?? null,
 ];
 
-/**
- * Writes a session's new row, its change record (when `visible`) and the webhook event that caused it (when
- * given), all or nothing, if the row is still at `read.xmin` and the event is new. Versions, the change
- * record and the event record come from the caller's plan; the statement only checks and writes.
- */
-const WRITE_SESSION = prepared(
-  'lkss_write_session',
-  `
-with upd as (
-  update sessions set status = $3, room_sid = $4, room_created_ms = $5, version = $6, started_at = $7, stopped_at = $8, updated_at = $9,
-    live_state = $10::jsonb
-  where id = $1 and xmin = $2::xid and not exists (select 1 from webhook_events where id = $11)
-  returning id, xmin::text as xmin
-), change as (
-  insert into session_changes (session_id, version, status, previous_status, event_type, session, changed_at)
-  select id, $6, $3, $12, $13, $14::jsonb, $9 from upd where $15::boolean
-  returning id::text as id
-), event as (
-  insert into webhook_events (${EVENT_COLUMNS})
-  select $11, $16, $17, $18, $19::timestamptz, $20, id, $21, $22, $23 from upd where $11::text is not null
-)
-select (select xmin from upd) as xmin, (select id from change) as change_id, exists (select 1 from upd) as applied,
-  exists (select 1 from webhook_events where id = $11) as duplicate,
-  case when not exists (select 1 from upd) then (${CURRENT_ROW}) end as current`,
-);
-
 /** One conditional session write: the row version it was planned on, the new row, its change record and its event. */
 export type SessionWrite = {
   read: SessionRead;
@@ -304,36 +279,10 @@ function writeResult(row: WriteRow, snapshotJson: string | null): ConditionalWri
   return row.duplicate ? { kind: 'duplicate' } : conflict(row.current);
 }
 
-export async function writeSession(db: Db, { read, next, change, event }: SessionWrite): Promise<ConditionalWrite> {
-  const [id, type, roomName, roomSid, createdAt, outcome, participant, track, egress] = event ? eventValues(event.record, event.outcome) : [];
-  const snapshot = change.visible ? JSON.stringify(snapshotToJson(next)) : null;
-  const params = [
-    next.id,
-    read.xmin,
-    next.status,
-    next.room_sid,
-    next.room_created_ms,
-    next.version,
-    next.started_at,
-    next.stopped_at,
-    next.updated_at,
-    JSON.stringify(next.live_state),
-    id ?? null,
-    read.row.status,
-    change.eventType,
-    snapshot,
-    change.visible,
-    type ?? null,
-    roomName ?? null,
-    roomSid ?? null,
-    createdAt ?? null,
-    outcome ?? null,
-    participant ?? null,
-    track ?? null,
-    egress ?? null,
-  ];
+/** One write alone (`writeSessions` with one write). */
+export async function writeSession(db: Db, write: SessionWrite): Promise<ConditionalWrite> {
   try {
-    return writeResult(await firstRow<WriteRow>(db, WRITE_SESSION, params), snapshot);
+    return (await writeSessions(db, [write]))[0]!;
   } catch (err) {
     // A copy of the event recorded as changing nothing (`recordEventUnchanged` writes no row, so it does not move
     // `xmin`) committed after this statement's check: the statement failed whole, and the event is stored once.
@@ -343,11 +292,15 @@ export async function writeSession(db: Db, { read, next, change, event }: Sessio
 }
 
 /**
- * `WRITE_SESSION` for several sessions in one statement (group commit: one round trip, one commit): each write
- * applies or not on its own terms, exactly as it would alone. The sessions must differ (a row is updated once per
- * statement). One parameter, a JSON array, so the statement stays one prepared plan whatever the batch size.
+ * Writes sessions' new rows, their change records (when visible) and the webhook events that caused them (when
+ * given), each all or nothing, each only if its row is still at the version read and its event is new. Versions,
+ * change records and event records come from the callers' plans; the statement only checks and writes. Several
+ * sessions go in one statement (group commit: one round trip, one commit), each write applying or not on its own
+ * terms, as it would alone; the sessions must differ (a row is updated once per statement). One parameter, a JSON
+ * array, so the statement is one prepared plan whatever the number of writes. (Exported for the benchmark: pgbench
+ * runs this very text, tools/bench/sql/ours-status-webhooks.sql.)
  */
-const WRITE_SESSIONS = prepared(
+export const WRITE_SESSIONS = prepared(
   'lkss_write_sessions',
   `
 with input as (
@@ -378,7 +331,7 @@ from input x left join upd on upd.i = x.i left join change on change.session_id 
 order by x.i`,
 );
 
-/** Writes of distinct sessions in one statement; the answers in the writes' order. */
+/** Writes of distinct sessions in one statement; the answers in the writes' order. Throws if any write breaks a constraint. */
 export async function writeSessions(db: Db, writes: readonly SessionWrite[]): Promise<ConditionalWrite[]> {
   const snapshots: (string | null)[] = [];
   const items = writes.map(({ read, next, change, event }, i) => {

@@ -14,7 +14,7 @@ type Pending = { write: SessionWrite; resolve: (result: ConditionalWrite) => voi
  * the statement committed.
  *
  * A statement takes at most one write per session (the row is updated once per statement); a second write of the
- * same session waits for the next statement, where it conflicts as it would have alone and is planned again. If
+ * same session (none come while a room's webhooks take turns, fast-path.ts) would wait for the next one. If
  * a batch fails as a whole (an event id taken by a concurrent copy, the database gone), each of its writes is
  * retried alone, so one write's failure is nobody else's.
  */

@@ -13,10 +13,12 @@
  *   server on a fresh and on a migrated database, spawn → ready (median), with RSS and CPU.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { WRITE_SESSIONS } from '../../src/sessions/repo.js';
 import { mapLimit, sleep, waitFor } from '../kit/async.js';
 import { buildEvent, encodeEvent, newRoomInstance, signBody, type RoomInstance } from '../kit/livekit-emulator.js';
 import { BENCH_CREDENTIALS, cpuBetween, cpuSnapshot, percentiles, readMetrics, round, withDatabase } from './common.js';
@@ -178,7 +180,7 @@ async function verifyOurs(target: Target, items: PoolItem[]) {
 
 /** Capacity of the database for the target's per-webhook SQL: pgbench with 16 clients on its fresh database. */
 async function pgbenchCapacity(target: Target, opts: CompareOptions): Promise<{ webhooksPerS: number; latencyMs: number; output: string }> {
-  const script = fileURLToPath(new URL(`./sql/${target.name}-status-webhooks.sql`, import.meta.url));
+  const script = pgbenchScript(target.name);
   const url = new URL(target.databaseUrl);
   const args = [
     '-n',
@@ -208,8 +210,22 @@ async function pgbenchCapacity(target: Target, opts: CompareOptions): Promise<{ 
   const latency = Number(/latency average = ([\d.]+) ms/.exec(stdout)?.[1]);
   const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
   if (!Number.isFinite(tps) || failed > 0) throw new Error(`pgbench on ${target.name} failed:\n${stdout}\n${stderr}`);
-  // One script run is two webhooks.
-  return { webhooksPerS: tps * 2, latencyMs: latency / 2, output: stdout };
+  const perRun = target.name === 'ours' ? 8 : 2;
+  return { webhooksPerS: tps * perRun, latencyMs: latency / perRun, output: stdout };
+}
+
+/**
+ * The target's pgbench script (sql/<target>-status-webhooks.sql). Ours names its write statement instead of
+ * copying it: `-- WRITE_SESSIONS(:name)` becomes repo.ts' WRITE_SESSIONS with :name for its parameter.
+ */
+function pgbenchScript(name: TargetName): string {
+  const source = fileURLToPath(new URL(`./sql/${name}-status-webhooks.sql`, import.meta.url));
+  if (name !== 'ours') return source;
+  const text = readFileSync(source, 'utf8').replace(/^-- WRITE_SESSIONS\((:\w+)\)$/gm, (_, param: string) => `${WRITE_SESSIONS.trim().replace('$1', param)};`);
+  if (text.includes('$1') || !text.includes('jsonb_to_recordset')) throw new Error('sql/ours-status-webhooks.sql: WRITE_SESSIONS not substituted');
+  const file = join(tmpdir(), `lkss-pgbench-ours-${process.pid}.sql`);
+  writeFileSync(file, text);
+  return file;
 }
 
 type WatchedRoom = {
