@@ -108,7 +108,7 @@ type IngestOutcome = {
   errors: number;
   exhausted: boolean;
   /** CPU milliseconds per request: the target's processes, and every postgres process (a shared server: other work and exited backends skew it, so JSON only). */
-  cpuMsPerReq: { service: number; postgres: number; machineBusyPct: number };
+  cpuMsPerReq: { service: number; postgres: number; generator: number; machineBusyPct: number };
   problems: string[];
   /** The requests as sent, with each answer (ours is checked for exactly-once storage afterwards). */
   items: PoolItem[];
@@ -125,7 +125,9 @@ async function ingest(target: Target, pool: PoolItem[], opts: CompareOptions, la
   if (profile) target.startProfile();
   const pids = target.processes.map((p) => p.child.pid!);
   const cpuStart = cpuSnapshot(pids);
+  const generatorStart = process.cpuUsage();
   const results = await all(opts.ingestS);
+  const generatorCpu = process.cpuUsage(generatorStart);
   const cpuEnd = cpuSnapshot(pids);
   const cpu = cpuBetween(cpuStart, cpuEnd, { postgres: 'postgres', ...Object.fromEntries(pids.map((pid, i) => [`service${i}`, pid])) });
   const serviceCores = pids.reduce((a, _, i) => a + (cpu[`service${i}`] ?? 0), 0);
@@ -139,12 +141,14 @@ async function ingest(target: Target, pool: PoolItem[], opts: CompareOptions, la
     non2xx: results.reduce((a, r) => a + r.non2xx, 0),
     errors: results.reduce((a, r) => a + r.errors + r.timeouts, 0),
     exhausted: driver.next > items.length,
-    cpuMsPerReq: { service: 0, postgres: 0, machineBusyPct: cpu.machineBusyPct! },
+    cpuMsPerReq: { service: 0, postgres: 0, generator: 0, machineBusyPct: cpu.machineBusyPct! },
     problems: [],
     items,
   };
   outcome.cpuMsPerReq.service = round((serviceCores * 1000) / Math.max(1, outcome.reqPerS), 3);
   outcome.cpuMsPerReq.postgres = round(((cpu.postgres ?? 0) * 1000) / Math.max(1, outcome.reqPerS), 3);
+  // autocannon runs in this process: the same load generator for both targets, sharing their 2 cores.
+  outcome.cpuMsPerReq.generator = round((generatorCpu.user + generatorCpu.system) / 1000 / Math.max(1, requests), 3);
   if (outcome.exhausted) outcome.problems.push(`${target.name} ${label}: the pool of ${items.length} ran out (${driver.replays} replays)`);
   if (outcome.non2xx > 0 || outcome.errors > 0) outcome.problems.push(`${target.name} ${label}: ${outcome.non2xx} non-2xx, ${outcome.errors} errors/timeouts`);
   return outcome;
@@ -260,6 +264,7 @@ type SubscriptionsOutcome = {
   openPerS: number;
   /** Service CPU (all its processes) per opened stream, ms: what the machine's load does not change much. */
   openCpuMs: number;
+  generatorCpuMsPerOpen: number;
   rssPerStream: number;
   rssBefore: number;
   rssOpen: number;
@@ -292,6 +297,7 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
   // Streams only: the profile covers opening, fan-out and closing (otherwise it started with the ingest).
   if (opts.streamsOnly) target.startProfile();
   const cpuOpening = cpuSnapshot(pids);
+  const generatorOpening = process.cpuUsage();
   const opening = performance.now();
   let failed = 0;
   await mapLimit(
@@ -307,6 +313,7 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
   );
   const openS = (performance.now() - opening) / 1000;
   const cpuOpened = cpuSnapshot(pids);
+  const generatorCpu = process.cpuUsage(generatorOpening);
   const openCpuS = pids.reduce((sum, pid) => sum + (cpuOpened.byPid.get(pid) ?? 0) - (cpuOpening.byPid.get(pid) ?? 0), 0);
   if (failed > 0)
     problems.push(
@@ -387,6 +394,8 @@ async function subscriptions(target: Target, streamsWanted: number, roomCount: n
     opened,
     openPerS: opened / openS,
     openCpuMs: (openCpuS * 1000) / Math.max(1, opened),
+    // This process opens and reads the streams: its share of the 2 cores caps the rate for both targets alike.
+    generatorCpuMsPerOpen: round((generatorCpu.user + generatorCpu.system) / 1000 / Math.max(1, opened), 3),
     rssPerStream: (rssOpen - rssBefore) / Math.max(1, opened),
     rssBefore,
     rssOpen,
