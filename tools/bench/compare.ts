@@ -454,6 +454,7 @@ export async function runCompare(opts: CompareOptions): Promise<CompareResult> {
           put('ingestStatusRps', `ingest req/s, status webhooks, ${opts.connections} connections`, true, 'req/s', name, status.reqPerS);
           put('ingestStatusP99', 'ingest p99, status webhooks', false, 'ms', name, status.p99);
           put('ingestStatusCpu', 'service CPU per status webhook', false, 'ms', name, status.cpuMsPerReq.service);
+          put('ingestStatusPgCpu', 'Postgres CPU per status webhook (all its processes)', false, 'ms', name, status.cpuMsPerReq.postgres);
           opts.log(`${name}: ingest, realistic mix ...`);
           const mix = await ingest(target, pools.mix, opts, 'mixed ingest');
           problems.push(...mix.problems);
