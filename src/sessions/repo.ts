@@ -335,7 +335,9 @@ order by x.i`,
 export async function writeSessions(db: Db, writes: readonly SessionWrite[]): Promise<ConditionalWrite[]> {
   const snapshots: (string | null)[] = [];
   const items = writes.map(({ read, next, change, event }, i) => {
-    const snapshot = change.visible ? JSON.stringify(snapshotToJson(next)) : null;
+    // The live state (the bulk of a busy room's row) is serialised once, for the row and for its change record.
+    const liveState = JSON.stringify(next.live_state);
+    const snapshot = change.visible ? `${JSON.stringify({ ...snapshotToJson(next), live_state: undefined }).slice(0, -1)},"live_state":${liveState}}` : null;
     snapshots.push(snapshot);
     const record = event?.record;
     const scalars = JSON.stringify({
@@ -362,7 +364,7 @@ export async function writeSessions(db: Db, writes: readonly SessionWrite[]): Pr
       egress_id: record?.egressId ?? null,
     });
     // The two JSON documents are spliced in as they are (the snapshot string is also what gets published).
-    return `${scalars.slice(0, -1)},"live_state":${JSON.stringify(next.live_state)},"session":${snapshot ?? 'null'}}`;
+    return `${scalars.slice(0, -1)},"live_state":${liveState},"session":${snapshot ?? 'null'}}`;
   });
   const { rows } = await db.executeQuery<WriteRow>(CompiledQuery.raw(WRITE_SESSIONS, [`[${items.join(',')}]`]));
   return rows.map((row, i) => writeResult(row, snapshots[i]!));
