@@ -5,9 +5,12 @@
 -- such statements on four rooms, room_started for each, then room_finished for each (eight webhooks). Before each
 -- statement the four rows are read (a cache miss every time: the worst case; the service reads only on a miss) and
 -- the writes are planned in SQL as the service plans them in JavaScript. The outbox marks published changes in
--- batches (every 100 ms): modelled as one UPDATE per 25 runs. Run with -M prepared and -D rooms=N (N ≥ 4).
+-- batches (every 100 ms): modelled as one UPDATE per 25 runs. Run with -M prepared, -c 16 and -D rooms=N (N ≥ 64).
 -- Values are built in SQL, never inside a quoted literal (pgbench substitutes :name inside literals too).
-\set r random(0, :rooms / 4 - 1)
+-- Each of the 16 clients writes its own groups of four rooms: the service never writes one room from two statements
+-- at once (a room's webhooks take turns, and a statement holds distinct sessions), so neither does this script.
+\set per :rooms / 64
+\set r :client_id * :per + random(0, :per - 1)
 \set e random(1, 1000000000000)
 \set m random(1, 25)
 SELECT jsonb_agg(jsonb_build_object('i', n, 'id', id, 'read_xmin', x, 'status', 'LIVE', 'room_sid', 'RM_' || :e::text || '_' || n,
