@@ -12,6 +12,7 @@ const MUTATE = [
   'src/livekit/jwt.ts', // the token verifier (webhooks and GraphQL)
   'src/graphql/auth.ts', // the grants
   'src/realtime/session-stream.ts', // snapshot-then-live streams
+  'src/realtime/session-feed.ts', // one feed per session: subscribe, snapshot, gap filling, reconnect re-read
   'src/realtime/outbox.ts', // publish after commit, drain
 ];
 
