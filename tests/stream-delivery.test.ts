@@ -7,9 +7,13 @@
  * stream and the outbox.
  */
 import { Redis } from 'ioredis';
+import { Kysely, PostgresDialect } from 'kysely';
+import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../tools/kit/async.js';
-import { availableBackends, dropSchema, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
+import type { Database } from '../src/db/types.js';
 import { sseClient } from '../tools/kit/clients.js';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
@@ -205,6 +209,13 @@ describe('stopping the service', () => {
   }, 60_000);
 });
 
+/** Our own connection to a schema, to see what was committed and marked published after the app stopped. */
+function openSchema(schema: string): Kysely<Database> {
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1, options: `-c search_path=${schema}` }) }),
+  });
+}
+
 describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit', () => {
   const redisTarget = () => {
     const u = new URL(TEST_REDIS_URL);
@@ -229,6 +240,86 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       expect(await waitFor(published, 10_000)).toBe(true);
     } finally {
       await own.stop();
+    }
+  });
+
+  it('a change whose publish Redis refuses is not marked published: the refusal is logged, and the outbox publishes it once Redis accepts again', async () => {
+    // A Redis user whose PUBLISH is refused (NOPERM) while the connection stays up: every publish fails, the fast
+    // path's and each drain's, with the link "connected" all along.
+    const user = `lkss-nopub-${Math.random().toString(36).slice(2, 8)}`;
+    const admin = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const url = new URL(TEST_REDIS_URL);
+    url.username = user;
+    url.password = 'pw';
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const own = await startTestApp({ REDIS_URL: url.toString() }, undefined, { logger });
+    const client = sseClient(own.url, token);
+    try {
+      const room = newRoomInstance(roomName('refused'));
+      const session = await createSession(own.url, room.name, token);
+      const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
+      await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      await admin.call('ACL', 'SETUSER', user, '-publish');
+
+      expect((await sendEvent(own.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      const publishedAt = async () =>
+        (
+          await own.app.database.db
+            .selectFrom('session_changes')
+            .select('published_at')
+            .where('session_id', '=', rawId(session.id))
+            .where('version', '=', 2)
+            .executeTakeFirstOrThrow()
+        ).published_at;
+      // The drain (every 200 ms here) tries it several times meanwhile, and fails each time.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(await publishedAt()).toBeNull();
+      expect(versions(status, 'sessionStatusChanged')).toEqual([1]);
+      expect(lines.filter((l) => l.msg === 'publish failed; the outbox will retry').map((l) => [l.sessionId, l.version])).toEqual([[rawId(session.id), 2]]);
+
+      await admin.call('ACL', 'SETUSER', user, '+publish');
+      await status.until((w) => w.received.length >= 2, 20_000, 'version 2, published by the outbox');
+      expect(await waitFor(async () => (await publishedAt()) !== null, 10_000), 'version 2 marked published').toBe(true);
+      await settle();
+      expect(versions(status, 'sessionStatusChanged')).toEqual([1, 2]);
+      expect(status.errors).toEqual([]);
+      status.dispose();
+    } finally {
+      client.dispose();
+      await own.stop();
+      await admin.call('ACL', 'DELUSER', user).catch(() => {});
+      await admin.quit();
+    }
+  }, 60_000);
+
+  it('a change published just before the service stops is recorded as published by the stop (the marks are not left to a timer that no longer runs)', async () => {
+    const schema = uniqueName('stopmark');
+    const own = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' }, { schema, prefix: `${schema}:` });
+    let stopped = false;
+    const db = openSchema(schema);
+    try {
+      const room = newRoomInstance(roomName('stopmark'));
+      const session = await createSession(own.url, room.name, token);
+      const publishedCount = async () => Number(/^lkss_changes_published_total (\d+)/m.exec(await (await fetch(`${own.url}/metrics`)).text())?.[1] ?? 0);
+      const before = await publishedCount();
+      expect((await sendEvent(own.url, 'room_started', room)).status).toBe(200);
+      // The publish went through (Redis took it): stop at once, before the marks' short flush delay is likely over.
+      expect(await waitFor(async () => (await publishedCount()) > before, 10_000, 1)).toBe(true);
+      await own.stop();
+      stopped = true;
+      const row = await db
+        .selectFrom('session_changes')
+        .select('published_at')
+        .where('session_id', '=', rawId(session.id))
+        .where('version', '=', 2)
+        .executeTakeFirstOrThrow();
+      expect(row.published_at).not.toBeNull();
+    } finally {
+      if (!stopped) await own.stop();
+      await db.destroy();
+      await dropSchema(schema).catch(() => {});
     }
   });
 
