@@ -323,6 +323,39 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     }
   });
 
+  it('the timer’s drain leaves a change alone until it is two intervals old (its fast-path publish may still be under way), then publishes it', async () => {
+    const schema = uniqueName('minage');
+    const shared = { schema, prefix: `${schema}:` };
+    const proxy = await startTcpProxy(redisTarget());
+    // A commits with its Redis link cut (its publish fails; its own drain waits a minute); B, on the same database,
+    // drains every second: what B's drain may take is decided by the age of the change alone.
+    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const b = await startTestApp({ OUTBOX_INTERVAL_MS: '1000' }, shared);
+    try {
+      const room = newRoomInstance(roomName('minage'));
+      const session = await createSession(a.url, room.name, token);
+      proxy.cut('reset');
+      expect((await sendEvent(a.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      const change = () =>
+        b.app.database.db
+          .selectFrom('session_changes')
+          .select(['changed_at', 'published_at'])
+          .where('session_id', '=', rawId(session.id))
+          .where('version', '=', 2)
+          .executeTakeFirstOrThrow();
+      expect(await waitFor(async () => (await change()).published_at !== null, 20_000), 'B’s drain to publish version 2').toBe(true);
+      // Both times are the database's own view: when the change was made, and when the drain that took it began.
+      const { changed_at, published_at } = await change();
+      expect(published_at!.getTime() - changed_at.getTime()).toBeGreaterThanOrEqual(2_000);
+    } finally {
+      proxy.restore();
+      await a.stop();
+      await b.stop();
+      await proxy.close();
+      await dropSchema(schema).catch(() => {});
+    }
+  }, 60_000);
+
   it('a change committed while its replica’s Redis link is down reaches an all-sessions subscriber on another replica once the link returns (the drain on reconnect, not the minute timer)', async () => {
     const schema = uniqueName('outage');
     const shared = { schema, prefix: `${schema}:` };
