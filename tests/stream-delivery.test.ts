@@ -7,7 +7,7 @@
  * stream and the outbox.
  */
 import { Redis } from 'ioredis';
-import { Kysely, PostgresDialect } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -296,6 +296,49 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       await admin.quit();
     }
   }, 60_000);
+
+  it('a change whose "published" mark the database refuses is logged, still reaches each subscriber once, and is marked once the database accepts', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const own = await startTestApp({}, undefined, { logger });
+    const client = sseClient(own.url, token);
+    const db = own.app.database.db;
+    try {
+      const room = newRoomInstance(roomName('nomark'));
+      const session = await createSession(own.url, room.name, token);
+      const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
+      await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      // The database refuses every mark (a trigger in this app's own schema): the publish works, the mark does not.
+      const schema = sql.id(own.schema);
+      await sql`create function ${schema}.refuse_marks() returns trigger language plpgsql as $$ begin raise exception 'marks refused'; end $$`.execute(db);
+      await sql`create trigger refuse_marks before update on ${schema}.session_changes for each row execute function ${schema}.refuse_marks()`.execute(db);
+
+      expect((await sendEvent(own.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      await status.until((w) => w.received.length >= 2, 10_000, 'version 2');
+      expect(await waitFor(() => lines.some((l) => l.msg === 'could not mark changes published'), 10_000), 'the refused mark to be logged').toBe(true);
+      const publishedAt = async () =>
+        (
+          await db
+            .selectFrom('session_changes')
+            .select('published_at')
+            .where('session_id', '=', rawId(session.id))
+            .where('version', '=', 2)
+            .executeTakeFirstOrThrow()
+        ).published_at;
+      expect(await publishedAt()).toBeNull();
+
+      await sql`drop trigger refuse_marks on ${schema}.session_changes`.execute(db);
+      expect(await waitFor(async () => (await publishedAt()) !== null, 10_000), 'version 2 marked by the drain').toBe(true);
+      await settle();
+      // The drain published it again meanwhile: the subscriber dropped the repeats.
+      expect(versions(status, 'sessionStatusChanged')).toEqual([1, 2]);
+      expect(status.errors).toEqual([]);
+      status.dispose();
+    } finally {
+      client.dispose();
+      await own.stop();
+    }
+  });
 
   it('a change published just before the service stops is recorded as published by the stop (the marks are not left to a timer that no longer runs)', async () => {
     const schema = uniqueName('stopmark');
