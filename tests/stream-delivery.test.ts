@@ -402,6 +402,52 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     }
   }, 60_000);
 
+  it('a change committed while the publisher’s link is down is published as soon as that link is back, even when it returns after the subscriber’s (the reconnect drain waits for it)', async () => {
+    const proxy = await startTcpProxy(redisTarget());
+    const schema = uniqueName('publate');
+    // The drain timer runs once a minute: only the drain on reconnect can publish the change in time.
+    const own = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, { schema, prefix: `${schema}:` });
+    const client = sseClient(own.url, token);
+    try {
+      const room = newRoomInstance(roomName('publate'));
+      const session = await createSession(own.url, room.name, token);
+      const publishedAt = async (version: number) =>
+        (
+          await own.app.database.db
+            .selectFrom('session_changes')
+            .select('published_at')
+            .where('session_id', '=', rawId(session.id))
+            .where('version', '=', version)
+            .executeTakeFirstOrThrow()
+        ).published_at;
+      // Both links up first: a subscription is live (its snapshot came) and a change went out on the fast path.
+      const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
+      await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      expect((await sendEvent(own.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      expect(await waitFor(async () => (await publishedAt(2)) !== null, 10_000), 'version 2 published on the fast path').toBe(true);
+
+      // Both links drop; the subscriber's comes back at once (announcing the reconnect), the publisher's is refused.
+      proxy.refuseOpening('lkss-pub');
+      proxy.cut('reset');
+      proxy.restore();
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await sendEvent(own.url, 'room_finished', room)).json.results.action).toBe('status_updated');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await publishedAt(3)).toBeNull();
+
+      proxy.refuseOpening(null);
+      expect(await waitFor(async () => (await publishedAt(3)) !== null, 20_000), 'version 3 published once the publisher is back').toBe(true);
+      await status.until((w) => w.received.length === 3, 10_000, 'version 3');
+      status.dispose();
+    } finally {
+      client.dispose();
+      proxy.refuseOpening(null);
+      await own.stop();
+      await proxy.close();
+      await dropSchema(schema).catch(() => {});
+    }
+  }, 60_000);
+
   it('a change committed while its replica’s Redis link is down reaches an all-sessions subscriber on another replica once the link returns (the drain on reconnect, not the minute timer)', async () => {
     const schema = uniqueName('outage');
     const shared = { schema, prefix: `${schema}:` };
