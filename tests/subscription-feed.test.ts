@@ -16,6 +16,7 @@ import { createLocalBus } from '../src/realtime/bus.js';
 import { joinSessionFeed } from '../src/realtime/session-feed.js';
 import { snapshotOf, type SessionChange } from '../src/sessions/change.js';
 import { createLogger } from '../src/logger.js';
+import { sql } from 'kysely';
 
 let t: TestApp;
 let admin: string;
@@ -247,5 +248,41 @@ describe("a session feed, at the moment between a joiner's live subscription and
       ['snapshot', row.version],
       ['participant_joined', row.version + 1],
     ]);
+  });
+});
+
+describe('a session feed whose gap cannot be filled', () => {
+  it('ends every subscriber with the error (they resubscribe) instead of handing them a later version over the gap', async () => {
+    const own = await startTestApp();
+    const db = own.app.database.db;
+    const table = sql.table(`${own.schema}.session_changes`);
+    let moved = false;
+    try {
+      const room = newRoomInstance(unique('feed-broken'));
+      await createSession(own.url, room.name, admin);
+      const row = await db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+      const bus = createLocalBus(createLogger('silent'));
+      const deps = { db, bus, logger: createLogger('silent') };
+      const seen: Array<Array<[string, number]>> = [[], []];
+      const failures: unknown[][] = [[], []];
+      const leave = seen.map((got, i) =>
+        joinSessionFeed(deps, row, { deliver: (c) => got.push([c.eventType, c.session.version]), fail: (e) => failures[i]!.push(e) }),
+      );
+      const deadline = Date.now() + 10_000;
+      while (seen.some((got) => got.length === 0) && Date.now() < deadline) await sleep(10);
+      expect(seen).toEqual([[['snapshot', row.version]], [['snapshot', row.version]]]);
+
+      // The change history becomes unreadable, then a version arrives with the one before it missing.
+      await sql`alter table ${table} rename to session_changes_away`.execute(db);
+      moved = true;
+      await bus.publish({ ...snapshotOf({ ...row, version: row.version + 2 }), eventType: 'room_started', previousStatus: row.status });
+      while (failures.some((f) => f.length === 0) && Date.now() < deadline) await sleep(10);
+      expect(failures.map((f) => f.length)).toEqual([1, 1]);
+      expect(seen).toEqual([[['snapshot', row.version]], [['snapshot', row.version]]]);
+      for (const l of leave) l();
+    } finally {
+      if (moved) await sql`alter table ${sql.table(`${own.schema}.session_changes_away`)} rename to session_changes`.execute(db);
+      await own.stop();
+    }
   });
 });
