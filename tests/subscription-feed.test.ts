@@ -12,12 +12,15 @@ import { wsClient } from '../tools/kit/clients.js';
 import { mapLimit, sleep } from '../tools/kit/async.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { Watch } from './support/watch.js';
-import { createLocalBus } from '../src/realtime/bus.js';
+import { createLocalBus, createRedisBus } from '../src/realtime/bus.js';
+import { Redis } from 'ioredis';
+import { availableBackends, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
 import { joinSessionFeed } from '../src/realtime/session-feed.js';
 import { snapshotOf, type SessionChange } from '../src/sessions/change.js';
 import { createLogger } from '../src/logger.js';
 import { sql } from 'kysely';
 
+const backends = await availableBackends();
 let t: TestApp;
 let admin: string;
 beforeAll(async () => {
@@ -175,6 +178,42 @@ describe('many subscribers of the same sessions, joining while the sessions chan
     }
   });
 
+  it('when one subscriber of a session leaves, the others keep receiving; once all left, a new subscriber receives again', async () => {
+    const room = newRoomInstance(unique('feed-leave'));
+    await createSession(t.url, room.name, admin);
+    const first = openStream(UPDATED, { r: room.name }, admin);
+    const second = openStream(UPDATED, { r: room.name }, admin);
+    let third: ReturnType<typeof openStream> | undefined;
+    const versions = (s: ReturnType<typeof openStream>) => s.state.results.map((r) => r.data?.sessionUpdated?.version as number);
+    const until = async (check: () => boolean, what: string) => {
+      const deadline = Date.now() + 10_000;
+      while (!check()) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await sleep(20);
+      }
+    };
+    try {
+      await until(() => first.state.results.length === 1 && second.state.results.length === 1, 'both snapshots');
+      first.close();
+      await sleep(300);
+      expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200);
+      await until(() => second.state.results.length === 2, 'version 2 for the subscriber who stayed');
+      expect(versions(second)).toEqual([1, 2]);
+
+      // The last subscriber leaves (the session's feed closes); a new one joins later.
+      second.close();
+      await sleep(300);
+      third = openStream(UPDATED, { r: room.name }, admin);
+      await until(() => third!.state.results.length === 1, 'the new snapshot');
+      expect((await sendEvent(t.url, 'participant_joined', room, { participant: { identity: 'late' } })).status).toBe(200);
+      await until(() => third!.state.results.length === 2, 'version 3 for the new subscriber');
+      expect(versions(third)).toEqual([2, 3]);
+      expect([...first.state.errors, ...second.state.errors, ...third.state.errors]).toEqual([]);
+    } finally {
+      for (const s of [first, second, third]) s?.close();
+    }
+  });
+
   it('an idle stream is kept alive: a ping at once, then again after about 12-18 s of silence', async () => {
     const room = newRoomInstance(unique('feed-ping'));
     await createSession(t.url, room.name, admin);
@@ -251,6 +290,49 @@ describe("a session feed, at the moment between a joiner's live subscription and
   });
 });
 
+describe('a session feed, joined directly (real Postgres; an in-process or real Redis bus)', () => {
+  const silent = createLogger('silent');
+
+  it('hands the session as stored now as the snapshot, not the row the caller read earlier', async () => {
+    const room = newRoomInstance(unique('feed-stale'));
+    await createSession(t.url, room.name, admin);
+    const db = t.app.database.db;
+    const earlier = await db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+    expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200);
+    const got: Array<[string, number, string]> = [];
+    const leave = joinSessionFeed({ db, bus: createLocalBus(silent), logger: silent }, earlier, {
+      deliver: (c) => got.push([c.eventType, c.session.version, c.session.status]),
+      fail: (e) => got.push(['failed', 0, String(e)]),
+    });
+    const deadline = Date.now() + 10_000;
+    while (got.length === 0 && Date.now() < deadline) await sleep(10);
+    leave();
+    expect(got).toEqual([['snapshot', earlier.version + 1, 'LIVE']]);
+  });
+
+  it.skipIf(!backends.redis)('a subscriber who leaves at once gets nothing and leaves no Redis channel behind', async () => {
+    const room = newRoomInstance(unique('feed-quick'));
+    await createSession(t.url, room.name, admin);
+    const db = t.app.database.db;
+    const row = await db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+    const prefix = `${uniqueName('quick')}:`;
+    const bus = createRedisBus({ kind: 'single', url: TEST_REDIS_URL }, prefix, silent);
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    try {
+      const got: unknown[] = [];
+      const leave = joinSessionFeed({ db, bus, logger: silent }, row, { deliver: (c) => got.push(c), fail: (e) => got.push(e) });
+      leave();
+      // Its subscription was still being confirmed when it left: released once confirmed.
+      await sleep(500);
+      expect(got).toEqual([]);
+      expect(await redis.pubsub('CHANNELS', `${prefix}*`)).toEqual([]);
+    } finally {
+      await bus.close();
+      await redis.quit();
+    }
+  });
+});
+
 describe('a session feed whose gap cannot be filled', () => {
   it('ends every subscriber with the error (they resubscribe) instead of handing them a later version over the gap', async () => {
     const own = await startTestApp();
@@ -282,6 +364,33 @@ describe('a session feed whose gap cannot be filled', () => {
       for (const l of leave) l();
     } finally {
       if (moved) await sql`alter table ${sql.table(`${own.schema}.session_changes_away`)} rename to session_changes`.execute(db);
+      await own.stop();
+    }
+  });
+
+  it('ends a subscriber whose snapshot cannot be read with the error', async () => {
+    const own = await startTestApp();
+    const db = own.app.database.db;
+    let moved = false;
+    try {
+      const room = newRoomInstance(unique('feed-nosnap'));
+      await createSession(own.url, room.name, admin);
+      const row = await db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+      await sql`alter table ${sql.table(`${own.schema}.sessions`)} rename to sessions_away`.execute(db);
+      moved = true;
+      const got: unknown[] = [];
+      const failures: unknown[] = [];
+      const leave = joinSessionFeed({ db, bus: createLocalBus(createLogger('silent')), logger: createLogger('silent') }, row, {
+        deliver: (c) => got.push(c),
+        fail: (e) => failures.push(e),
+      });
+      const deadline = Date.now() + 10_000;
+      while (failures.length === 0 && Date.now() < deadline) await sleep(10);
+      leave();
+      expect(failures).toHaveLength(1);
+      expect(got).toEqual([]);
+    } finally {
+      if (moved) await sql`alter table ${sql.table(`${own.schema}.sessions_away`)} rename to sessions`.execute(db);
       await own.stop();
     }
   });
