@@ -35,13 +35,13 @@ const UPDATED = 'subscription($r: String) { sessionUpdated(roomName: $r) { versi
 type Frame = Record<string, any>;
 
 /** A subscription over a bare POST with `Accept: text/event-stream` (as a tab would open it), frames parsed as they come. */
-function openStream(query: string, variables: Record<string, unknown>, token: string) {
+function openStream(query: string, variables: Record<string, unknown>, token: string, opts: { url?: string; headers?: Record<string, string> } = {}) {
   const abort = new AbortController();
   const state = { results: [] as Frame[], errors: [] as string[], completed: false, pings: [] as number[] };
   void (async () => {
-    const res = await fetch(`${t.url}/graphql`, {
+    const res = await fetch(`${opts.url ?? t.url}/graphql`, {
       method: 'POST',
-      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', Authorization: `Bearer ${token}` },
+      headers: { 'Content-Type': 'application/json', Accept: 'text/event-stream', Authorization: `Bearer ${token}`, ...opts.headers },
       body: JSON.stringify({ query, variables }),
       signal: abort.signal,
     });
@@ -211,6 +211,34 @@ describe('many subscribers of the same sessions, joining while the sessions chan
       expect([...first.state.errors, ...second.state.errors, ...third.state.errors]).toEqual([]);
     } finally {
       for (const s of [first, second, third]) s?.close();
+    }
+  });
+
+  it('subscriptions yoga serves itself (cross-origin requests) end when the service stops: one session and all sessions', async () => {
+    const own = await startTestApp({ SHUTDOWN_TIMEOUT_SECONDS: '3' });
+    let stopped = false;
+    try {
+      const room = newRoomInstance(unique('feed-cors'));
+      await createSession(own.url, room.name, admin);
+      const opts = { url: own.url, headers: { Origin: 'http://elsewhere.example' } };
+      const one = openStream(UPDATED, { r: room.name }, admin, opts);
+      const all = openStream('subscription { sessionsUpdated { version session { roomName } } }', {}, admin, opts);
+      const deadline = Date.now() + 10_000;
+      while (one.state.results.length === 0 && Date.now() < deadline) await sleep(20);
+      expect(one.state.results).toHaveLength(1);
+      // The all-sessions stream has no snapshot: a change shows it is live.
+      while (all.state.results.length === 0 && Date.now() < deadline) {
+        await sendEvent(own.url, 'participant_joined', room, { participant: { identity: `w${Date.now()}` } });
+        await sleep(100);
+      }
+      expect(all.state.results.length).toBeGreaterThan(0);
+      await own.stop();
+      stopped = true;
+      while (!(one.state.completed && all.state.completed) && Date.now() < deadline + 10_000) await sleep(20);
+      expect([one.state.completed, all.state.completed]).toEqual([true, true]);
+      expect([...one.state.errors, ...all.state.errors]).toEqual([]);
+    } finally {
+      if (!stopped) await own.stop();
     }
   });
 
