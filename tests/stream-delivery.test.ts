@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../tools/kit/async.js';
 import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
 import type { Database } from '../src/db/types.js';
-import { sseClient } from '../tools/kit/clients.js';
+import { sseClient, wsClient } from '../tools/kit/clients.js';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTcpProxy } from '../tools/kit/tcp-proxy.js';
@@ -170,6 +170,25 @@ describe.skipIf(!backends.redis)('subscribers who leave', () => {
 
     for (const w of watches) w.dispose();
     expect(await waitFor(async () => (await channels()).length === 0, 10_000), `channels left: ${JSON.stringify(await channels())}`).toBe(true);
+  });
+
+  it('leave no Redis channel behind over WebSocket either (one-session and all-sessions streams)', async () => {
+    const channels = async () => (await redis.pubsub('CHANNELS', `${t.prefix}*`)) as string[];
+    const room = newRoomInstance(roomName('leave-ws'));
+    const session = await createSession(t.url, room.name, token);
+    const ws = wsClient(t.url, token);
+    try {
+      const one = new Watch(ws, `subscription($id: ID!) { sessionUpdated(id: $id) { ${UPDATE_FIELDS} } }`, { id: session.id });
+      const all = new Watch(ws, `subscription { sessionsUpdated { ${UPDATE_FIELDS} } }`);
+      await one.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      await whenLive([all, 'sessionsUpdated']);
+      expect((await channels()).length).toBeGreaterThanOrEqual(2);
+      one.dispose();
+      all.dispose();
+      expect(await waitFor(async () => (await channels()).length === 0, 10_000), `channels left: ${JSON.stringify(await channels())}`).toBe(true);
+    } finally {
+      await ws.dispose();
+    }
   });
 });
 
