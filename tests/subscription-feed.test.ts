@@ -14,11 +14,12 @@ import { startTestApp, type TestApp } from './support/app.js';
 import { Watch } from './support/watch.js';
 import { createLocalBus, createRedisBus } from '../src/realtime/bus.js';
 import { Redis } from 'ioredis';
-import { availableBackends, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
+import { availableBackends, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
 import { joinSessionFeed } from '../src/realtime/session-feed.js';
 import { snapshotOf, type SessionChange } from '../src/sessions/change.js';
 import { createLogger } from '../src/logger.js';
 import { sql } from 'kysely';
+import pg from 'pg';
 
 const backends = await availableBackends();
 let t: TestApp;
@@ -336,6 +337,69 @@ describe('a session feed, joined directly (real Postgres; an in-process or real 
     while (got.length === 0 && Date.now() < deadline) await sleep(10);
     leave();
     expect(got).toEqual([['snapshot', earlier.version + 1, 'LIVE']]);
+  });
+
+  it('subscribers behind by different amounts each get every missing version from one read, in order', async () => {
+    const room = newRoomInstance(unique('feed-behind'));
+    await createSession(t.url, room.name, admin);
+    const db = t.app.database.db;
+    const rowNow = () => db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+    // The feed hears only its own in-process bus: the app's webhooks below reach it through the change history alone.
+    const deps = { db, bus: createLocalBus(silent), logger: silent };
+    const seen: number[][] = [[], []];
+    const join = async (i: number) => {
+      const leave = joinSessionFeed(deps, await rowNow(), {
+        deliver: (c) => seen[i]!.push(c.session.version),
+        fail: (e) => seen[i]!.push(-1, String(e).length),
+      });
+      const deadline = Date.now() + 10_000;
+      while (seen[i]!.length === 0 && Date.now() < deadline) await sleep(10);
+      return leave;
+    };
+    const leaveFirst = await join(0); // at version 1
+    expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200);
+    const leaveSecond = await join(1); // at version 2
+    expect((await sendEvent(t.url, 'participant_joined', room, { participant: { identity: 'p' } })).status).toBe(200);
+    const row = await rowNow();
+    expect(row.version).toBe(3);
+    await deps.bus.publish({ ...snapshotOf({ ...row, version: 4 }), eventType: 'room_finished', previousStatus: row.status });
+    const deadline = Date.now() + 10_000;
+    while (seen.some((v) => v.at(-1) !== 4) && Date.now() < deadline) await sleep(10);
+    leaveFirst();
+    leaveSecond();
+    expect(seen).toEqual([
+      [1, 2, 3, 4],
+      [2, 3, 4],
+    ]);
+  });
+
+  it('a subscriber who leaves while its gap is being read is handed nothing more', async () => {
+    const room = newRoomInstance(unique('feed-gone'));
+    await createSession(t.url, room.name, admin);
+    const db = t.app.database.db;
+    const row = await db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+    const deps = { db, bus: createLocalBus(silent), logger: silent };
+    const got: number[] = [];
+    const leave = joinSessionFeed(deps, row, { deliver: (c) => got.push(c.session.version), fail: () => got.push(-1) });
+    let deadline = Date.now() + 10_000;
+    while (got.length === 0 && Date.now() < deadline) await sleep(10);
+    expect((await sendEvent(t.url, 'room_started', room)).status).toBe(200); // version 2: in the history, unheard here
+    // Hold the change history so the gap read waits; the subscriber leaves meanwhile.
+    const lock = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${t.schema}` });
+    await lock.connect();
+    try {
+      await lock.query('begin');
+      await lock.query('lock table session_changes in access exclusive mode');
+      await deps.bus.publish({ ...snapshotOf({ ...row, version: row.version + 2 }), eventType: 'room_finished', previousStatus: 'LIVE' });
+      await sleep(300);
+      leave();
+      await lock.query('rollback');
+    } finally {
+      await lock.end();
+    }
+    deadline = Date.now() + 500;
+    while (Date.now() < deadline) await sleep(20);
+    expect(got).toEqual([row.version]);
   });
 
   it.skipIf(!backends.redis)('a subscriber who leaves at once gets nothing and leaves no Redis channel behind', async () => {
