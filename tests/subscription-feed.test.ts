@@ -243,6 +243,26 @@ describe('many subscribers of the same sessions, joining while the sessions chan
     }
   });
 
+  it.skipIf(!backends.redis)('subscriptions yoga serves itself (cross-origin requests) release their Redis channels when the client leaves', async () => {
+    const redis = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    const channels = async () => (await redis.pubsub('CHANNELS', `${t.prefix}*`)) as string[];
+    const room = newRoomInstance(unique('feed-cors-leave'));
+    await createSession(t.url, room.name, admin);
+    const one = openStream(UPDATED, { r: room.name }, admin, { headers: { Origin: 'http://elsewhere.example' } });
+    try {
+      const deadline = Date.now() + 10_000;
+      while (one.state.results.length === 0 && Date.now() < deadline) await sleep(20);
+      expect(one.state.results).toHaveLength(1);
+      expect((await channels()).length).toBeGreaterThan(0);
+      one.close();
+      while ((await channels()).length > 0 && Date.now() < deadline + 10_000) await sleep(50);
+      expect(await channels()).toEqual([]);
+    } finally {
+      one.close();
+      await redis.quit();
+    }
+  });
+
   it('an idle stream is kept alive: a ping at once, then again after about 12-18 s of silence', async () => {
     const room = newRoomInstance(unique('feed-ping'));
     await createSession(t.url, room.name, admin);
