@@ -480,6 +480,40 @@ describe('a session feed whose gap cannot be filled', () => {
     }
   });
 
+  it.skipIf(!backends.redis)('a WebSocket subscription ends with an error when its gap cannot be filled', async () => {
+    const own = await startTestApp();
+    const db = own.app.database.db;
+    const publisher = createRedisBus({ kind: 'single', url: TEST_REDIS_URL }, own.prefix, createLogger('silent'));
+    const ws = wsClient(own.url, admin);
+    let moved = false;
+    try {
+      const room = newRoomInstance(unique('feed-ws-broken'));
+      await createSession(own.url, room.name, admin);
+      const row = await db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+      const watch = new Watch(ws, UPDATED, { r: room.name });
+      await watch.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      await sql`alter table ${sql.table(`${own.schema}.session_changes`)} rename to session_changes_away`.execute(db);
+      moved = true;
+      // A version arrives on the session's channel with the one before it missing; the history cannot be read.
+      await publisher.publish({ ...snapshotOf({ ...row, version: row.version + 2 }), eventType: 'room_started', previousStatus: row.status });
+      const deadline = Date.now() + 10_000;
+      while (watch.errors.length === 0 && !watch.received.some((r) => r.result.errors) && Date.now() < deadline) await sleep(20);
+      expect(watch.errors.length + watch.received.filter((r) => r.result.errors).length).toBeGreaterThan(0);
+      expect(
+        watch
+          .values('sessionUpdated')
+          .filter((v) => v?.version !== undefined)
+          .map((v) => v.version),
+      ).toEqual([row.version]);
+      watch.dispose();
+    } finally {
+      if (moved) await sql`alter table ${sql.table(`${own.schema}.session_changes_away`)} rename to session_changes`.execute(db);
+      await ws.dispose();
+      await publisher.close();
+      await own.stop();
+    }
+  });
+
   it('ends a subscriber whose snapshot cannot be read with the error', async () => {
     const own = await startTestApp();
     const db = own.app.database.db;
