@@ -20,6 +20,11 @@ import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTcpProxy } from '../tools/kit/tcp-proxy.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { Watch } from './support/watch.js';
+import { createLocalBus } from '../src/realtime/bus.js';
+import { EndAll } from '../src/realtime/end-all.js';
+import { BUFFER_SIZE, watchAllSessions } from '../src/realtime/session-stream.js';
+import { snapshotOf } from '../src/sessions/change.js';
+import { createLogger } from '../src/logger.js';
 
 const backends = await availableBackends();
 let t: TestApp;
@@ -515,4 +520,37 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       await dropSchema(schema).catch(() => {});
     }
   }, 60_000);
+});
+
+describe('a consumer of the all-sessions stream that falls behind', () => {
+  it('gets up to 4 × 64 changes that arrived meanwhile (then the newest ones only)', async () => {
+    const bus = createLocalBus(createLogger('silent'));
+    const end = new EndAll();
+    const stream = watchAllSessions({ db: undefined as never, bus, logger: createLogger('silent') }, [end]);
+    const row =
+      (await createSession(t.url, roomName('behind'), token)) &&
+      (await t.app.database.db.selectFrom('sessions').selectAll().limit(1).executeTakeFirstOrThrow());
+    const change = (i: number, version: number) => ({
+      ...snapshotOf({ ...row, id: `behind-${i}`, version }),
+      eventType: 'room_started',
+      previousStatus: 'READY' as const,
+    });
+    // The stream subscribes when first read: publish until the first change arrives.
+    const first = stream.next();
+    let arrived = false;
+    void first.then(() => (arrived = true));
+    for (let v = 1; !arrived; v++) {
+      await bus.publish(change(0, v));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Nobody reads while 300 sessions change once each.
+    for (let i = 1; i <= 300; i++) await bus.publish(change(i, 1));
+    end.end();
+    const ids: string[] = [];
+    for await (const c of stream) ids.push(c.session.id);
+    const held = ids.filter((id) => id !== 'behind-0');
+    expect(held).toHaveLength(BUFFER_SIZE * 4);
+    expect(held.at(-1)).toBe('behind-300');
+    await bus.close();
+  });
 });
