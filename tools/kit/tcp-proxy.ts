@@ -26,9 +26,13 @@ export type TcpProxy = {
 
 /**
  * A TCP proxy in front of one target (e.g. Postgres) that a test can cut and restore at will.
- * `delayToTargetMs` holds every client→target chunk that long (in order): a slow link to the target.
+ * `delayToTargetMs` holds every client→target chunk that long (in order): a slow link to the target;
+ * `delayToClientMs` the same for target→client chunks (an answer arrives late, the work was done on time).
  */
-export async function startTcpProxy(target: { host: string; port: number }, opts: { delayToTargetMs?: number } = {}): Promise<TcpProxy> {
+export async function startTcpProxy(
+  target: { host: string; port: number },
+  opts: { delayToTargetMs?: number; delayToClientMs?: number } = {},
+): Promise<TcpProxy> {
   const live = new Set<Socket>();
   const held = new Set<Socket>();
   let mode: CutMode | null = null;
@@ -58,7 +62,9 @@ export async function startTcpProxy(target: { host: string; port: number }, opts
     const delay = opts.delayToTargetMs ?? 0;
     const send = (chunk: Buffer) => (delay > 0 ? setTimeout(() => upstream.destroyed || upstream.write(chunk), delay) : upstream.write(chunk));
     const forward = () => (delay > 0 ? client.on('data', send) : client.pipe(upstream));
-    upstream.pipe(client);
+    const back = opts.delayToClientMs ?? 0;
+    if (back > 0) upstream.on('data', (chunk: Buffer) => setTimeout(() => client.destroyed || client.write(chunk), back));
+    else upstream.pipe(client);
     if (refused === null) return void forward();
     // The first chunk the client sends (a Redis client's opening command, e.g. CLIENT SETNAME) decides.
     const refuse = refused;
