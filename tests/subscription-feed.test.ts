@@ -11,6 +11,8 @@ import { adminToken, createSession, mintToken } from '../tools/kit/graphql.js';
 import { wsClient } from '../tools/kit/clients.js';
 import { mapLimit, sleep } from '../tools/kit/async.js';
 import { startTestApp, type TestApp } from './support/app.js';
+import { startTcpProxy } from '../tools/kit/tcp-proxy.js';
+import type { Database } from '../src/db/types.js';
 import { Watch } from './support/watch.js';
 import { createLocalBus, createRedisBus } from '../src/realtime/bus.js';
 import { Redis } from 'ioredis';
@@ -18,7 +20,7 @@ import { availableBackends, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from
 import { joinSessionFeed } from '../src/realtime/session-feed.js';
 import { snapshotOf, type SessionChange } from '../src/sessions/change.js';
 import { createLogger } from '../src/logger.js';
-import { sql } from 'kysely';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 
 const backends = await availableBackends();
@@ -392,6 +394,55 @@ describe('a session feed, joined directly (real Postgres; an in-process or real 
       [2, 3, 4],
     ]);
   });
+
+  it.skipIf(!(backends.postgres && backends.redis))(
+    'a broker reconnect while a joiner’s snapshot is on its way: what was committed after the snapshot was read, and published during the outage, still follows it',
+    async () => {
+      const own = await startTestApp();
+      // The feed reads through a link whose answers arrive 4 s late (the reads themselves run on time), and hears
+      // Redis through a proxy the test cuts.
+      const pgUrl = new URL(TEST_DATABASE_URL);
+      const pgProxy = await startTcpProxy({ host: pgUrl.hostname, port: Number(pgUrl.port || 5432) }, { delayToClientMs: 4_000 });
+      const redisUrl = new URL(TEST_REDIS_URL);
+      const redisProxy = await startTcpProxy({ host: redisUrl.hostname, port: Number(redisUrl.port || 6379) });
+      pgUrl.host = `127.0.0.1:${pgProxy.port}`;
+      const slowDb = new Kysely<Database>({
+        dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: pgUrl.toString(), max: 1, options: `-c search_path=${own.schema}` }) }),
+      });
+      const bus = createRedisBus({ kind: 'single', url: `redis://127.0.0.1:${redisProxy.port}` }, own.prefix, silent);
+      let leave = () => {};
+      try {
+        const room = newRoomInstance(unique('feed-recheck'));
+        await createSession(own.url, room.name, admin);
+        const row = await own.app.database.db.selectFrom('sessions').selectAll().where('room_name', '=', room.name).executeTakeFirstOrThrow();
+        await sql`select 1`.execute(slowDb); // the slow link's connection is open
+        const got: Array<[string, number]> = [];
+        leave = joinSessionFeed({ db: slowDb, bus, logger: silent }, row, {
+          deliver: (c) => got.push([c.eventType, c.session.version]),
+          fail: (e) => got.push(['failed', String(e).length]),
+        });
+        // The subscription is confirmed and the snapshot read (version 1) runs; its answer is on its way.
+        await sleep(500);
+        redisProxy.cut('reset');
+        expect((await sendEvent(own.url, 'room_started', room)).status).toBe(200); // version 2, published while the feed is cut off
+        redisProxy.restore();
+        const deadline = Date.now() + 20_000;
+        while (got.length < 2 && Date.now() < deadline) await sleep(20);
+        expect(got).toEqual([
+          ['snapshot', row.version],
+          ['room_started', row.version + 1],
+        ]);
+      } finally {
+        leave();
+        await bus.close();
+        await slowDb.destroy();
+        await redisProxy.close();
+        await pgProxy.close();
+        await own.stop();
+      }
+    },
+    40_000,
+  );
 
   it('a subscriber who leaves while its gap is being read is handed nothing more', async () => {
     const room = newRoomInstance(unique('feed-gone'));
