@@ -12,6 +12,7 @@ const MUTATE = [
   'src/livekit/jwt.ts', // the token verifier (webhooks and GraphQL)
   'src/graphql/auth.ts', // the grants
   'src/realtime/session-stream.ts', // snapshot-then-live streams
+  'src/realtime/session-feed.ts', // one feed per session: subscribe, snapshot, gap filling, reconnect re-read
   'src/realtime/outbox.ts', // publish after commit, drain
 ];
 
@@ -29,34 +30,34 @@ const MUTATE = [
  * - jwt.ts decodePart `value !== null` → true and its `catch { return undefined }` → {}: a null part is refused by
  *   `header && claims` anyway, and an empty catch also returns undefined.
  * - verify.ts `err instanceof Error ? … : 'invalid'` → "": WebhookEvent.fromJson throws only Errors (unreachable).
- * - session-stream.ts watchSession `change.eventType !== 'snapshot'` → true / → `!== ""`: the only filter passed to
- *   watchSession (statusChangesOnly) lets every snapshot through (previousStatus null ≠ status).
- * - session-stream.ts `if (version > lastVersion + 1) catchUp(version - 1)` → `true` / `>=` / `lastVersion - 1`:
- *   with no gap the range read is empty; only an extra query per event.
- * - session-stream.ts `addEventListener('abort', onAbort, { once: true })` → `{}` / `{ once: false }`: an
- *   AbortSignal fires 'abort' once.
- * - outbox.ts `if (!bus.isConnected()) return 0` → false: a drain while Redis is down fails its first publish and
- *   marks nothing. `intervalMs * 2` → `/ 2` (minimum age of a change the drain takes): at worst a change is
- *   published twice, and subscribers drop repeated versions. The publish-failure handler → `() => undefined`:
- *   it only logs.
+ * - session-feed.ts handInOrder's `members.filter((m) => version > m.lastVersion + 1)` (no filter, → true, `>=`,
+ *   `m.lastVersion - 1`) and `fill(…, version - 1)` → `version + 1`: a member that is not behind gets an empty
+ *   read (or the change it is about to get, dropped as a repeat); only an extra query per event.
+ * - session-feed.ts sharing (`if (!change)` in sharedSnapshot, `if (!feeds)` and `if (!feed)` in joinSessionFeed
+ *   → true), `recheck: false` → true and `if (member.recheck)` → true: one snapshot object, one feed and one broker subscription per session
+ *   become one per subscriber, or a joiner re-reads once after its snapshot; subscribers get the same events
+ *   (what sharing saves is measured by tools/bench).
+ * - session-feed.ts failMember `if (!this.members.has(member)) return` → false: a member is failed only while it
+ *   is a member (the chain fails current members; the snapshot read is skipped for one who left) except when it
+ *   leaves while its own snapshot read is failing: then only a log line more and a fail() to a subscriber that
+ *   already stopped listening.
+ * - outbox.ts `if (!bus.isConnected()) return 0` → false (timed out in the last run, so counted as detected): a drain
+ *   while Redis is down fails its first publish and marks nothing; the guard saves a transaction per interval.
  * - auth.ts readSession `return !session || canReadRoom(…)` → true, and `if (!isAuthenticated(…))` → false: the
  *   session resolvers check the room again (defence in depth), so the API answers the same.
  *
- * Alive on purpose (not observable without reaching into internals):
- * - session-stream.ts the returned remover (`removeEventListener`, 2 mutants): a leftover listener on the
- *   server's shutdown signal is memory only (heap per subscription: tools/bench).
- * - session-stream.ts `if (signal?.aborted) stop()` → false: a subscription starting after shutdown began.
- * - session-stream.ts all-sessions `SlidingBuffer(BUFFER_SIZE * 4)` → `/ 4`: needs a consumer stalled while
- *   more than 16 changes arrive in one tick.
- * - session-stream.ts the stream's `.catch` (stop on a failed catch-up read): no test fails the database
- *   between a gap and its read.
+ * Alive on purpose (not observable without reaching into internals, or only by asserting a limitation):
+ * - session-stream.ts the remover stopOnEnd returns (its body → {}): a stop function left in the shutdown's set
+ *   is memory only until shutdown, where calling it on an ended stream does nothing (heap per subscription:
+ *   tools/bench).
+ * - outbox.ts the reconnect drain's bound (`i < RECONNECT_WAIT_STEPS && !stopped` → `||` or true, `i++` → `i--`):
+ *   they differ only when the publisher's link stays down more than 5 s after the subscriber's came back (the
+ *   code stops waiting and leaves the changes to the timer's drain; the mutants keep waiting). A test could
+ *   tell them apart only by asserting the give-up.
+ * - outbox.ts stop() `stopped = true` → false: ends that wait early when the service stops; the bus is closed by
+ *   then, so the wait ends by itself after 5 s with nothing to observe.
  * - auth.ts isAuthenticated → true / without `'open'`, firstScope `if (scope)` → true, `claims.sub ?? ''`: not
  *   yet analysed (the run before the last grants tests; see README for what was measured).
- * - outbox.ts marking on stop (`if (markTimer)`, 3 mutants, and the emptied `stop()`), `catch { break; }` (a
- *   publish failing mid-drain): need a stop or a Redis failure at an exact moment.
- * - outbox.ts the drain on reconnect (`bus.onReconnect(() => void drain())`): the interval drain delivers the
- *   same changes (OUTBOX_INTERVAL_MS, 1 s). With the interval at 60 s, a change committed during an outage
- *   was not published within 20 s of the link returning: the reconnect drain seems not to run (reported).
  */
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */

@@ -8,12 +8,15 @@ import { declareValuePlugin, PluginKind } from '@stryker-mutator/api/plugin';
 
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 
-/** `logger.warn(…)`, `log.info(…)`. @param {import('@babel/core').types.Node} node */
+/** `logger.warn(…)`, `log.info(…)`, `this.deps.logger.warn(…)`. @param {import('@babel/core').types.Node} node */
 function isLoggerCall(node) {
   if (node.type !== 'CallExpression') return false;
   const callee = node.callee;
   if (callee.type !== 'MemberExpression' || callee.property.type !== 'Identifier' || !LEVELS.has(callee.property.name)) return false;
-  return callee.object.type === 'Identifier' && /^(logger|log)$/.test(callee.object.name);
+  const target = callee.object;
+  const name =
+    target.type === 'Identifier' ? target.name : target.type === 'MemberExpression' && target.property.type === 'Identifier' ? target.property.name : '';
+  return /^(logger|log)$/.test(name);
 }
 
 export const strykerPlugins = [

@@ -7,6 +7,7 @@ import { sql } from 'kysely';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.js';
 import { createLocalBus } from '../src/realtime/bus.js';
+import { EndAll } from '../src/realtime/end-all.js';
 import { watchAllSessions } from '../src/realtime/session-stream.js';
 import type { SessionChange } from '../src/sessions/change.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
@@ -132,8 +133,8 @@ describe('retention (item 12)', () => {
 describe('the all-sessions stream (item 12)', () => {
   it('remembers at most `tracked` sessions: the oldest is forgotten, recent repeats are still dropped', async () => {
     const bus = createLocalBus(createLogger('silent'));
-    const ac = new AbortController();
-    const stream = watchAllSessions({ db: undefined as never, bus, logger: createLogger('silent') }, [ac.signal], 3);
+    const end = new EndAll();
+    const stream = watchAllSessions({ db: undefined as never, bus, logger: createLogger('silent') }, [end], 3);
     const change = (id: string, version: number): SessionChange => {
       const at = new Date();
       return {
@@ -167,7 +168,7 @@ describe('the all-sessions stream (item 12)', () => {
     }
     for (const c of [change('s1', 1), change('s2', 1), change('s3', 1), change('s3', 1), change('s0', 1), change('s3', 2)]) await bus.publish(c);
     await sleep(50);
-    ac.abort();
+    end.end();
     const seen = [`${(await first).value!.session.id}:1`];
     for await (const c of stream) seen.push(`${c.session.id}:${c.session.version}`);
     // s0 was pushed out by s1..s3 (3 remembered): its repeat passes once; s3's repeat does not.

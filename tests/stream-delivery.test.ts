@@ -7,15 +7,24 @@
  * stream and the outbox.
  */
 import { Redis } from 'ioredis';
+import { Kysely, PostgresDialect, sql } from 'kysely';
+import pg from 'pg';
+import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../tools/kit/async.js';
-import { availableBackends, dropSchema, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
-import { sseClient } from '../tools/kit/clients.js';
+import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqueName } from '../tools/kit/backends.js';
+import type { Database } from '../src/db/types.js';
+import { sseClient, wsClient } from '../tools/kit/clients.js';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTcpProxy } from '../tools/kit/tcp-proxy.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { Watch } from './support/watch.js';
+import { createLocalBus } from '../src/realtime/bus.js';
+import { EndAll } from '../src/realtime/end-all.js';
+import { BUFFER_SIZE, watchAllSessions } from '../src/realtime/session-stream.js';
+import { snapshotOf } from '../src/sessions/change.js';
+import { createLogger } from '../src/logger.js';
 
 const backends = await availableBackends();
 let t: TestApp;
@@ -167,6 +176,25 @@ describe.skipIf(!backends.redis)('subscribers who leave', () => {
     for (const w of watches) w.dispose();
     expect(await waitFor(async () => (await channels()).length === 0, 10_000), `channels left: ${JSON.stringify(await channels())}`).toBe(true);
   });
+
+  it('leave no Redis channel behind over WebSocket either (one-session and all-sessions streams)', async () => {
+    const channels = async () => (await redis.pubsub('CHANNELS', `${t.prefix}*`)) as string[];
+    const room = newRoomInstance(roomName('leave-ws'));
+    const session = await createSession(t.url, room.name, token);
+    const ws = wsClient(t.url, token);
+    try {
+      const one = new Watch(ws, `subscription($id: ID!) { sessionUpdated(id: $id) { ${UPDATE_FIELDS} } }`, { id: session.id });
+      const all = new Watch(ws, `subscription { sessionsUpdated { ${UPDATE_FIELDS} } }`);
+      await one.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      await whenLive([all, 'sessionsUpdated']);
+      expect((await channels()).length).toBeGreaterThanOrEqual(2);
+      one.dispose();
+      all.dispose();
+      expect(await waitFor(async () => (await channels()).length === 0, 10_000), `channels left: ${JSON.stringify(await channels())}`).toBe(true);
+    } finally {
+      await ws.dispose();
+    }
+  });
 });
 
 describe('stopping the service', () => {
@@ -205,19 +233,65 @@ describe('stopping the service', () => {
   }, 60_000);
 });
 
+/** Our own connection to a schema, to see what was committed and marked published after the app stopped. */
+function openSchema(schema: string): Kysely<Database> {
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: TEST_DATABASE_URL, max: 1, options: `-c search_path=${schema}` }) }),
+  });
+}
+
 describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit', () => {
   const redisTarget = () => {
     const u = new URL(TEST_REDIS_URL);
     return { host: u.hostname, port: Number(u.port || 6379) };
   };
 
-  it('a change is recorded as published by the replica that published it, without waiting for the drain (every 60 s here)', async () => {
+  it('each change is recorded as published by the replica that published it, without waiting for the drain (every 60 s here)', async () => {
     const own = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' });
     try {
       const room = newRoomInstance(roomName('mark'));
       const session = await createSession(own.url, room.name, token);
+      const published = async (version: number) =>
+        (
+          await own.app.database.db
+            .selectFrom('session_changes')
+            .select('published_at')
+            .where('session_id', '=', rawId(session.id))
+            .where('version', '=', version)
+            .executeTakeFirstOrThrow()
+        ).published_at !== null;
       expect((await sendEvent(own.url, 'room_started', room)).status).toBe(200);
-      const published = async () =>
+      expect(await waitFor(() => published(2), 10_000), 'version 2 marked').toBe(true);
+      // A later change too (its mark goes out in a later batch than the first).
+      expect((await sendEvent(own.url, 'room_finished', room)).status).toBe(200);
+      expect(await waitFor(() => published(3), 10_000), 'version 3 marked').toBe(true);
+    } finally {
+      await own.stop();
+    }
+  });
+
+  it('a change whose publish Redis refuses is not marked published: the refusal is logged, and the outbox publishes it once Redis accepts again', async () => {
+    // A Redis user whose PUBLISH is refused (NOPERM) while the connection stays up: every publish fails, the fast
+    // path's and each drain's, with the link "connected" all along.
+    const user = `lkss-nopub-${Math.random().toString(36).slice(2, 8)}`;
+    const admin = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    await admin.call('ACL', 'SETUSER', user, 'on', '>pw', '~*', '&*', '+@all');
+    const url = new URL(TEST_REDIS_URL);
+    url.username = user;
+    url.password = 'pw';
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const own = await startTestApp({ REDIS_URL: url.toString() }, undefined, { logger });
+    const client = sseClient(own.url, token);
+    try {
+      const room = newRoomInstance(roomName('refused'));
+      const session = await createSession(own.url, room.name, token);
+      const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
+      await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      await admin.call('ACL', 'SETUSER', user, '-publish');
+
+      expect((await sendEvent(own.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      const publishedAt = async () =>
         (
           await own.app.database.db
             .selectFrom('session_changes')
@@ -225,12 +299,178 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
             .where('session_id', '=', rawId(session.id))
             .where('version', '=', 2)
             .executeTakeFirstOrThrow()
-        ).published_at !== null;
-      expect(await waitFor(published, 10_000)).toBe(true);
+        ).published_at;
+      // The drain (every 200 ms here) tries it several times meanwhile, and fails each time.
+      await new Promise((r) => setTimeout(r, 2_000));
+      expect(await publishedAt()).toBeNull();
+      expect(versions(status, 'sessionStatusChanged')).toEqual([1]);
+      expect(lines.filter((l) => l.msg === 'publish failed; the outbox will retry').map((l) => [l.sessionId, l.version])).toEqual([[rawId(session.id), 2]]);
+
+      await admin.call('ACL', 'SETUSER', user, '+publish');
+      await status.until((w) => w.received.length >= 2, 20_000, 'version 2, published by the outbox');
+      expect(await waitFor(async () => (await publishedAt()) !== null, 10_000), 'version 2 marked published').toBe(true);
+      await settle();
+      expect(versions(status, 'sessionStatusChanged')).toEqual([1, 2]);
+      expect(status.errors).toEqual([]);
+      status.dispose();
     } finally {
+      client.dispose();
+      await own.stop();
+      await admin.call('ACL', 'DELUSER', user).catch(() => {});
+      await admin.quit();
+    }
+  }, 60_000);
+
+  it('a change whose "published" mark the database refuses is logged, still reaches each subscriber once, and is marked once the database accepts', async () => {
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+    const own = await startTestApp({}, undefined, { logger });
+    const client = sseClient(own.url, token);
+    const db = own.app.database.db;
+    try {
+      const room = newRoomInstance(roomName('nomark'));
+      const session = await createSession(own.url, room.name, token);
+      const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
+      await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      // The database refuses every mark (a trigger in this app's own schema): the publish works, the mark does not.
+      const schema = sql.id(own.schema);
+      await sql`create function ${schema}.refuse_marks() returns trigger language plpgsql as $$ begin raise exception 'marks refused'; end $$`.execute(db);
+      await sql`create trigger refuse_marks before update on ${schema}.session_changes for each row execute function ${schema}.refuse_marks()`.execute(db);
+
+      expect((await sendEvent(own.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      await status.until((w) => w.received.length >= 2, 10_000, 'version 2');
+      expect(await waitFor(() => lines.some((l) => l.msg === 'could not mark changes published'), 10_000), 'the refused mark to be logged').toBe(true);
+      const publishedAt = async () =>
+        (
+          await db
+            .selectFrom('session_changes')
+            .select('published_at')
+            .where('session_id', '=', rawId(session.id))
+            .where('version', '=', 2)
+            .executeTakeFirstOrThrow()
+        ).published_at;
+      expect(await publishedAt()).toBeNull();
+
+      await sql`drop trigger refuse_marks on ${schema}.session_changes`.execute(db);
+      expect(await waitFor(async () => (await publishedAt()) !== null, 10_000), 'version 2 marked by the drain').toBe(true);
+      await settle();
+      // The drain published it again meanwhile: the subscriber dropped the repeats.
+      expect(versions(status, 'sessionStatusChanged')).toEqual([1, 2]);
+      expect(status.errors).toEqual([]);
+      status.dispose();
+    } finally {
+      client.dispose();
       await own.stop();
     }
   });
+
+  it('a change published just before the service stops is recorded as published by the stop (the marks are not left to a timer that no longer runs)', async () => {
+    const schema = uniqueName('stopmark');
+    const own = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' }, { schema, prefix: `${schema}:` });
+    let stopped = false;
+    const db = openSchema(schema);
+    try {
+      const room = newRoomInstance(roomName('stopmark'));
+      const session = await createSession(own.url, room.name, token);
+      const publishedCount = async () => Number(/^lkss_changes_published_total (\d+)/m.exec(await (await fetch(`${own.url}/metrics`)).text())?.[1] ?? 0);
+      const before = await publishedCount();
+      expect((await sendEvent(own.url, 'room_started', room)).status).toBe(200);
+      // The publish went through (Redis took it): stop at once, before the marks' short flush delay is likely over.
+      expect(await waitFor(async () => (await publishedCount()) > before, 10_000, 1)).toBe(true);
+      await own.stop();
+      stopped = true;
+      const row = await db
+        .selectFrom('session_changes')
+        .select('published_at')
+        .where('session_id', '=', rawId(session.id))
+        .where('version', '=', 2)
+        .executeTakeFirstOrThrow();
+      expect(row.published_at).not.toBeNull();
+    } finally {
+      if (!stopped) await own.stop();
+      await db.destroy();
+      await dropSchema(schema).catch(() => {});
+    }
+  });
+
+  it('the timer’s drain leaves a change alone until it is two intervals old (its fast-path publish may still be under way), then publishes it', async () => {
+    const schema = uniqueName('minage');
+    const shared = { schema, prefix: `${schema}:` };
+    const proxy = await startTcpProxy(redisTarget());
+    // A commits with its Redis link cut (its publish fails; its own drain waits a minute); B, on the same database,
+    // drains every second: what B's drain may take is decided by the age of the change alone.
+    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const b = await startTestApp({ OUTBOX_INTERVAL_MS: '1000' }, shared);
+    try {
+      const room = newRoomInstance(roomName('minage'));
+      const session = await createSession(a.url, room.name, token);
+      proxy.cut('reset');
+      expect((await sendEvent(a.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      const change = () =>
+        b.app.database.db
+          .selectFrom('session_changes')
+          .select(['changed_at', 'published_at'])
+          .where('session_id', '=', rawId(session.id))
+          .where('version', '=', 2)
+          .executeTakeFirstOrThrow();
+      expect(await waitFor(async () => (await change()).published_at !== null, 20_000), 'B’s drain to publish version 2').toBe(true);
+      // Both times are the database's own view: when the change was made, and when the drain that took it began.
+      const { changed_at, published_at } = await change();
+      expect(published_at!.getTime() - changed_at.getTime()).toBeGreaterThanOrEqual(2_000);
+    } finally {
+      proxy.restore();
+      await a.stop();
+      await b.stop();
+      await proxy.close();
+      await dropSchema(schema).catch(() => {});
+    }
+  }, 60_000);
+
+  it('a change committed while the publisher’s link is down is published as soon as that link is back, even when it returns after the subscriber’s (the reconnect drain waits for it)', async () => {
+    const proxy = await startTcpProxy(redisTarget());
+    const schema = uniqueName('publate');
+    // The drain timer runs once a minute: only the drain on reconnect can publish the change in time.
+    const own = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, { schema, prefix: `${schema}:` });
+    const client = sseClient(own.url, token);
+    try {
+      const room = newRoomInstance(roomName('publate'));
+      const session = await createSession(own.url, room.name, token);
+      const publishedAt = async (version: number) =>
+        (
+          await own.app.database.db
+            .selectFrom('session_changes')
+            .select('published_at')
+            .where('session_id', '=', rawId(session.id))
+            .where('version', '=', version)
+            .executeTakeFirstOrThrow()
+        ).published_at;
+      // Both links up first: a subscription is live (its snapshot came) and a change went out on the fast path.
+      const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
+      await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');
+      expect((await sendEvent(own.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      expect(await waitFor(async () => (await publishedAt(2)) !== null, 10_000), 'version 2 published on the fast path').toBe(true);
+
+      // Both links drop; the subscriber's comes back at once (announcing the reconnect), the publisher's is refused.
+      proxy.refuseOpening('lkss-pub');
+      proxy.cut('reset');
+      proxy.restore();
+      await new Promise((r) => setTimeout(r, 100));
+      expect((await sendEvent(own.url, 'room_finished', room)).json.results.action).toBe('status_updated');
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await publishedAt(3)).toBeNull();
+
+      proxy.refuseOpening(null);
+      expect(await waitFor(async () => (await publishedAt(3)) !== null, 20_000), 'version 3 published once the publisher is back').toBe(true);
+      await status.until((w) => w.received.length === 3, 10_000, 'version 3');
+      status.dispose();
+    } finally {
+      client.dispose();
+      proxy.refuseOpening(null);
+      await own.stop();
+      await proxy.close();
+      await dropSchema(schema).catch(() => {});
+    }
+  }, 60_000);
 
   it('a change committed while its replica’s Redis link is down reaches an all-sessions subscriber on another replica once the link returns (the drain on reconnect, not the minute timer)', async () => {
     const schema = uniqueName('outage');
@@ -280,4 +520,37 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       await dropSchema(schema).catch(() => {});
     }
   }, 60_000);
+});
+
+describe('a consumer of the all-sessions stream that falls behind', () => {
+  it('gets up to 4 × 64 changes that arrived meanwhile (then the newest ones only)', async () => {
+    const bus = createLocalBus(createLogger('silent'));
+    const end = new EndAll();
+    const stream = watchAllSessions({ db: undefined as never, bus, logger: createLogger('silent') }, [end]);
+    const row =
+      (await createSession(t.url, roomName('behind'), token)) &&
+      (await t.app.database.db.selectFrom('sessions').selectAll().limit(1).executeTakeFirstOrThrow());
+    const change = (i: number, version: number) => ({
+      ...snapshotOf({ ...row, id: `behind-${i}`, version }),
+      eventType: 'room_started',
+      previousStatus: 'READY' as const,
+    });
+    // The stream subscribes when first read: publish until the first change arrives.
+    const first = stream.next();
+    let arrived = false;
+    void first.then(() => (arrived = true));
+    for (let v = 1; !arrived; v++) {
+      await bus.publish(change(0, v));
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    // Nobody reads while 300 sessions change once each.
+    for (let i = 1; i <= 300; i++) await bus.publish(change(i, 1));
+    end.end();
+    const ids: string[] = [];
+    for await (const c of stream) ids.push(c.session.id);
+    const held = ids.filter((id) => id !== 'behind-0');
+    expect(held).toHaveLength(BUFFER_SIZE * 4);
+    expect(held.at(-1)).toBe('behind-300');
+    await bus.close();
+  });
 });

@@ -20,8 +20,6 @@ export type GraphQLContext = {
   db: Db;
   bus: ChangeBus;
   logger: Logger;
-  /** Aborted when the client goes away. */
-  signal?: AbortSignal;
   /** Ended when the server stops: open subscriptions end. */
   shutdown: EndAll;
   /** Sessions this operation created: their creator may read them in the mutation's payload. */

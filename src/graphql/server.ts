@@ -21,7 +21,7 @@ import { useGraphQLWs } from './ws.js';
 
 export const GRAPHQL_PATH = '/graphql';
 
-type ServerContext = { viewer?: Viewer; signal?: AbortSignal; req?: IncomingMessage };
+type ServerContext = { viewer?: Viewer; req?: IncomingMessage };
 
 export type GraphQLServer = {
   yoga: YogaServerInstance<ServerContext, GraphQLContext>;
@@ -69,13 +69,11 @@ export function createGraphQLServer(deps: {
       error: (...args) => logger.error({ yoga: args }, 'graphql error'),
     },
     plugins,
-    context: async ({ request, viewer, signal }) => ({
+    context: async ({ request, viewer }) => ({
       viewer: viewer ?? (await viewerFromAuthorization(request.headers.get('authorization'), verifyToken)),
       db,
       bus,
       logger,
-      // Two signals rather than AbortSignal.any: on Node 20 that leaks a reference per request (nodejs/node#54614).
-      signal: signal ?? request.signal,
       shutdown,
       created: new Set<string>(),
     }),

@@ -35,7 +35,7 @@ builder.subscriptionField('sessionUpdated', (t) =>
     authScopes: (_root, args) => oneSessionScopes(args, { authenticated: true }),
     subscribe: async (_root, args, ctx) => {
       if (args.id == null && args.roomName == null) throw userError('BAD_USER_INPUT', 'Give id or roomName (every session: sessionsUpdated)');
-      return watchSession(ctx, await findWatchedSession(ctx, args), [ctx.signal, ctx.shutdown]);
+      return watchSession(ctx, await findWatchedSession(ctx, args), [ctx.shutdown]);
     },
     resolve: (change) => change,
   }),
@@ -50,7 +50,7 @@ builder.subscriptionField('sessionsUpdated', (t) =>
     args: { status: t.arg({ type: SessionStatusEnum, required: false, description: 'Only sessions with this status (after the change)' }) },
     authScopes: { list: true },
     subscribe: (_root, args, ctx) =>
-      watchAllSessions(ctx, [ctx.signal, ctx.shutdown], undefined, args.status ? (change) => change.session.status === args.status : undefined),
+      watchAllSessions(ctx, [ctx.shutdown], undefined, args.status ? (change) => change.session.status === args.status : undefined),
     resolve: (change) => change,
   }),
 );

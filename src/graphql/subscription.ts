@@ -43,8 +43,8 @@ builder.subscriptionField('sessionStatusChanged', (t) =>
     // Checked once, when the subscription starts (authorizeOnSubscribe).
     authScopes: (_root, args) => oneSessionScopes(args, { list: true }),
     subscribe: async (_root, args, ctx) => {
-      if (args.id == null && args.roomName == null) return watchAllSessions(ctx, [ctx.signal, ctx.shutdown], undefined, statusChangesOnly);
-      return watchSession(ctx, await findWatchedSession(ctx, args), [ctx.signal, ctx.shutdown], statusChangesOnly);
+      if (args.id == null && args.roomName == null) return watchAllSessions(ctx, [ctx.shutdown], undefined, statusChangesOnly);
+      return watchSession(ctx, await findWatchedSession(ctx, args), [ctx.shutdown], statusChangesOnly);
     },
     resolve: (change) => change,
   }),

@@ -121,10 +121,9 @@ export function createChangePublisher(deps: {
       stopped = true;
       clearInterval(drainTimer);
       offReconnect?.();
-      if (markTimer) {
-        clearTimeout(markTimer);
-        await flushMarks();
-      }
+      // Marks still waiting for their timer are written now (none waiting: nothing to write).
+      clearTimeout(markTimer);
+      await flushMarks();
       await draining;
     },
   };

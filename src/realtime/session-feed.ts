@@ -73,9 +73,7 @@ class SessionFeed {
     void this.ready
       .then(() => (this.members.has(member) ? findByIdBatched(this.deps.db, this.sessionId) : undefined))
       .then(
-        (row) => {
-          if (this.members.has(member)) this.serially(() => this.activate(member, row ?? fallback));
-        },
+        (row) => this.serially(() => this.activate(member, row ?? fallback)),
         (err: unknown) => this.failMember(member, err),
       );
     return () => this.leave(member);
@@ -108,23 +106,21 @@ class SessionFeed {
     if (!this.members.has(member)) return;
     const queued = member.queue ?? [];
     member.queue = null;
-    this.handTo(member, sharedSnapshot(row));
+    // The snapshot goes first and past any filter.
+    const snapshot = sharedSnapshot(row);
+    member.lastVersion = snapshot.session.version;
+    member.sub.deliver(snapshot);
     if (member.recheck) await this.fill([member]);
-    for (const change of queued) {
-      if (change.session.version > member.lastVersion + 1) await this.fill([member], change.session.version - 1);
-      this.handTo(member, change);
-    }
+    for (const change of queued) await this.handInOrder([member], change);
   }
 
   private async dispatch(change: SessionChange): Promise<void> {
-    const version = change.session.version;
-    const behind: Member[] = [];
+    const active: Member[] = [];
     for (const member of this.members) {
       if (member.queue) member.queue.push(change);
-      else if (version > member.lastVersion + 1) behind.push(member);
+      else active.push(member);
     }
-    if (behind.length > 0) await this.fill(behind, version - 1);
-    for (const member of this.members) if (!member.queue) this.handTo(member, change);
+    await this.handInOrder(active, change);
   }
 
   private async catchUpAll(): Promise<void> {
@@ -133,11 +129,22 @@ class SessionFeed {
       if (member.queue) member.recheck = true;
       else active.push(member);
     }
-    if (active.length > 0) await this.fill(active);
+    await this.fill(active);
   }
 
-  /** One read of what these members lack (up to `upto`), handed to each in order. */
+  /** Hands `change` to these members, after one read of the versions before it that any of them lacks. */
+  private async handInOrder(members: Member[], change: SessionChange): Promise<void> {
+    const version = change.session.version;
+    await this.fill(
+      members.filter((m) => version > m.lastVersion + 1),
+      version - 1,
+    );
+    for (const member of members) if (this.members.has(member)) this.handTo(member, change);
+  }
+
+  /** One read of what these members lack (up to `upto`), handed to each in order (none: no read). */
   private async fill(members: Member[], upto?: number): Promise<void> {
+    if (members.length === 0) return;
     const from = Math.min(...members.map((m) => m.lastVersion));
     for (const change of await changesBetween(this.deps.db, this.sessionId, from, upto)) {
       for (const member of members) if (this.members.has(member)) this.handTo(member, change);
@@ -147,7 +154,7 @@ class SessionFeed {
   private handTo(member: Member, change: SessionChange): void {
     if (change.session.version <= member.lastVersion) return;
     member.lastVersion = change.session.version;
-    if (member.only && change.eventType !== 'snapshot' && !member.only(change)) return;
+    if (member.only && !member.only(change)) return;
     member.sub.deliver(change);
   }
 }
@@ -164,9 +171,8 @@ export function joinSessionFeed(deps: FeedDeps, session: SessionRow, sub: FeedSu
   let feed = feeds.get(session.id);
   if (!feed) {
     const all = feeds;
-    feed = new SessionFeed(session.id, deps, (closed) => {
-      if (all.get(session.id) === closed) all.delete(session.id);
-    });
+    // A feed closes once, when its last subscriber leaves, and no other feed of the session exists before that.
+    feed = new SessionFeed(session.id, deps, () => all.delete(session.id));
     feeds.set(session.id, feed);
   }
   return feed.join(sub, session, only);

@@ -20,22 +20,16 @@ export const BUFFER_SIZE = 64;
 export type StreamDeps = { db: Db; bus: ChangeBus; logger: Logger };
 /** Only status changes: participant, track, egress and ingress changes keep the status (previous = current). */
 export const statusChangesOnly: ChangeFilter = (change) => change.previousStatus !== change.session.status;
-/** A stream ends when any of these aborts or ends (the client left, the server stops). */
-export type EndSignals = readonly (AbortSignal | EndAll | undefined)[];
+/**
+ * A stream ends when any of these ends (the server stops). A client that leaves ends it through its transport:
+ * yoga (SSE) and graphql-ws (WebSocket) call the iterator's return(), also for a subscription completed before
+ * its iterator was ready; the direct SSE route leaves the session's feed itself.
+ */
+export type EndSignals = readonly EndAll[];
 
-/** Listens for the first abort or end; returns the function that removes the listeners (so nothing outlives the stream). */
-function stopOnAbort(signals: EndSignals, stop: () => void): () => void {
-  const onAbort = () => stop();
-  const removers: (() => void)[] = [];
-  for (const signal of signals) {
-    if (!signal) continue;
-    if (!(signal instanceof AbortSignal)) removers.push(signal.add(onAbort));
-    else if (signal.aborted) stop();
-    else {
-      signal.addEventListener('abort', onAbort, { once: true });
-      removers.push(() => signal.removeEventListener('abort', onAbort));
-    }
-  }
+/** Listens for the first end; returns the function that removes the listeners (so nothing outlives the stream). */
+function stopOnEnd(signals: EndSignals, stop: () => void): () => void {
+  const removers = signals.map((signal) => signal.add(() => stop()));
   return () => {
     for (const remove of removers) remove();
   };
@@ -61,7 +55,7 @@ export class SessionWatch implements AsyncIterable<SessionChange> {
     const { deps, session, endOn, only } = this;
     return new Repeater<SessionChange>(async (push, stop) => {
       const leave = joinSessionFeed(deps, session, { deliver: (change) => void push(change).catch(() => {}), fail: (err) => stop(err) }, only);
-      const stopListening = stopOnAbort(endOn, stop);
+      const stopListening = stopOnEnd(endOn, stop);
       try {
         await stop;
       } finally {
@@ -101,7 +95,7 @@ export function watchAllSessions(
         if (only && !only(change)) return;
         void push(change).catch(() => {});
       });
-      const stopListening = stopOnAbort(endOn, stop);
+      const stopListening = stopOnEnd(endOn, stop);
       try {
         await stop;
       } finally {
