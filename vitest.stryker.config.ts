@@ -11,6 +11,7 @@ import base from './vitest.config.js';
 const files = process.env.STRYKER_TESTS?.split(',') ?? [
   'tests/status-rule.test.ts',
   'tests/tokens.test.ts',
+  'tests/token-cache.test.ts',
   'tests/webhook.test.ts',
   'tests/hardening-webhook.test.ts',
   'tests/grants.test.ts',
