@@ -426,6 +426,40 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     }
   }, 60_000);
 
+  it('a replica whose Redis is down from its start catches up when Redis first answers: its subscriber gets the change another replica published meanwhile', async () => {
+    const proxy = await startTcpProxy(redisTarget());
+    proxy.cut('reset'); // before A starts: A's subscriber connection is never ready until the restore
+    const schema = uniqueName('firstready');
+    const shared = { schema, prefix: `${schema}:` };
+    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const b = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const client = sseClient(a.url, token);
+    try {
+      const room = newRoomInstance(roomName('firstready'));
+      const session = await createSession(b.url, room.name, token);
+      const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
+      await status.until((w) => w.received.length === 1, 10_000, 'the snapshot (after the bounded wait for Redis)');
+      // B publishes version 2 while A cannot have subscribed.
+      expect((await sendEvent(b.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      await settle();
+      expect(versions(status, 'sessionStatusChanged')).toEqual([1]);
+
+      proxy.restore();
+      await status.until((w) => w.received.length === 2, 20_000, 'version 2 once Redis first answered');
+      expect(of(status, 'sessionStatusChanged').map((v) => [v.version, v.status])).toEqual([
+        [1, 'READY'],
+        [2, 'LIVE'],
+      ]);
+      status.dispose();
+    } finally {
+      client.dispose();
+      await a.stop();
+      await b.stop();
+      await proxy.close();
+      await dropSchema(schema).catch(() => {});
+    }
+  }, 60_000);
+
   it('a change committed while the publisher’s link is down is published as soon as that link is back, even when it returns after the subscriber’s (the reconnect drain waits for it)', async () => {
     const proxy = await startTcpProxy(redisTarget());
     const schema = uniqueName('publate');

@@ -270,12 +270,10 @@ function openConnectionBroker(target: Exclude<RedisTarget, { kind: 'cluster' }>,
   const subscriber = open({ autoResubscribe: true, maxRetriesPerRequest: null, connectionName: 'lkss-sub' });
   logOutages(publisher, 'publisher', logger);
   logOutages(subscriber, 'subscriber', logger);
-  let subscriberWasReady = false;
   // ioredis emits 'ready' before it re-sends its SUBSCRIBEs; the bus subscribes again and waits for the acknowledgement.
-  subscriber.on('ready', () => {
-    if (subscriberWasReady) events.resubscribeNeeded();
-    subscriberWasReady = true;
-  });
+  // The first 'ready' too (as the Cluster's first 'subscribersReady'): Redis may have been down before it, with
+  // subscriptions made and changes published meanwhile, which the catch-up then reads.
+  subscriber.on('ready', () => events.resubscribeNeeded());
   subscriber.on('message', (channel: string, message: string) => events.message(channel, message));
 
   return {
