@@ -31,7 +31,7 @@ export function createLiveKitTokenVerifier(
   { cacheSize = 0 }: { cacheSize?: number } = {},
 ): LiveKitTokenVerifier {
   const verifiers = new Map([...keys].map(([key, secret]) => [key, new TokenVerifier(key, secret)]));
-  const verified = cacheSize > 0 ? new LRUCache<string, VerifiedClaims>({ max: cacheSize, ttlAutopurge: false }) : undefined;
+  const verified = cacheSize > 0 ? new LRUCache<string, VerifiedClaims>({ max: cacheSize }) : undefined;
   const verifySignature = async (token: string): Promise<VerifiedClaims> => {
     const cached = verified?.get(token);
     if (cached) {
@@ -39,11 +39,9 @@ export function createLiveKitTokenVerifier(
       return cached;
     }
     const claims = await verifyUncached(token);
-    // Only tokens that expire are remembered, and only until then (plus the tolerance).
-    if (verified && typeof claims.exp === 'number') {
-      const ttl = (claims.exp + clockToleranceSeconds) * 1000 - Date.now();
-      if (ttl > 0) verified.set(token, Object.freeze(claims), { ttl });
-    }
+    // Only tokens that expire are remembered (the least recently used go first). One rule for expiry, checked on
+    // every use above: an entry outliving its token is refused like the token.
+    if (verified && typeof claims.exp === 'number') verified.set(token, Object.freeze(claims));
     return claims;
   };
   const verifyUncached = async (token: string): Promise<VerifiedClaims> => {
