@@ -1,6 +1,6 @@
+import { LRUCache } from 'lru-cache';
 import type { SessionChange } from './change.js';
-import { writeSession } from './repo.js';
-import { createSessionCache, NO_SESSION_CACHE, type SessionCache } from './session-cache.js';
+import { writeSession, type SessionRead } from './repo.js';
 import type { Db } from './tables.js';
 import { batchingWriter, type SessionWriter } from './write-batch.js';
 
@@ -24,7 +24,21 @@ export type FastPath = {
   inTurn: <T>(roomName: string, task: () => Promise<T>) => Promise<T>;
 };
 
-/** Session rows kept (each a few KiB at most; LRU). */
+/**
+ * The last version of each session row this process read or wrote, by room name, so a webhook can skip its
+ * read. It is never trusted: every write checks that the row is still the version cached (`xmin`), so an entry
+ * made stale by another replica, reconciliation or a GraphQL mutation costs one retry, never a lost change.
+ */
+export type SessionCache = {
+  get(roomName: string): SessionRead | undefined;
+  set(roomName: string, read: SessionRead): unknown;
+  delete(roomName: string): unknown;
+};
+
+/** No cache (every webhook reads its row). */
+const NO_SESSION_CACHE: SessionCache = { get: () => undefined, set: () => undefined, delete: () => undefined };
+
+/** Session rows kept (each a few KiB at most; least recently used first out). */
 const CACHE_ROOMS = 10_000;
 /**
  * Group commit: write statements running at once, and webhooks one statement writes at most. Measured on 2 cores
@@ -43,7 +57,7 @@ export function createFastPath(
     onConflict?: () => void;
   } = {},
 ): FastPath {
-  const cache = createSessionCache(CACHE_ROOMS);
+  const cache = new LRUCache<string, SessionRead>({ max: CACHE_ROOMS });
   const learn = (change: SessionChange) => {
     if (change.rowVersion === undefined) return;
     const cached = cache.get(change.session.room_name);

@@ -240,8 +240,8 @@ export type ConditionalWrite =
   /** `current`: the row as the statement saw it (a retry plans against it without reading again), when it was there. */
   | { kind: 'conflict'; current?: SessionRead };
 
-/** A conflicting write brings back the row it found, so the retry needs no read of its own (replicas behind a load balancer conflict often). */
-const CURRENT_ROW = `select to_jsonb(s) || jsonb_build_object('xmin', s.xmin::text) from sessions s where s.id = $1`;
+/** A conflicting write brings back the row it found (session `id`, an SQL expression), so the retry needs no read of its own. */
+const currentRow = (id: string) => `(select to_jsonb(s) || jsonb_build_object('xmin', s.xmin::text) from sessions s where s.id = ${id})`;
 type CurrentRow = SessionSnapshotJson & { xmin: string };
 
 function conflict(current: CurrentRow | null): ConditionalWrite {
@@ -326,7 +326,7 @@ with input as (
 )
 select upd.xmin, change.id as change_id, upd.i is not null as applied,
   upd.i is null and exists (select 1 from webhook_events e where e.id = x.event_id) as duplicate,
-  case when upd.i is null then (select to_jsonb(s) || jsonb_build_object('xmin', s.xmin::text) from sessions s where s.id = x.id) end as current
+  case when upd.i is null then ${currentRow('x.id')} end as current
 from input x left join upd on upd.i = x.i left join change on change.session_id = x.id
 order by x.i`,
 );
@@ -381,7 +381,7 @@ with event as (
   returning 1
 )
 select exists (select 1 from event) as applied, exists (select 1 from sessions where id = $1 and xmin = $2::xid) as unchanged,
-  case when not exists (select 1 from event) then (${CURRENT_ROW}) end as current`,
+  case when not exists (select 1 from event) then ${currentRow('$1')} end as current`,
 );
 
 export async function recordEventUnchanged(db: Db, read: SessionRead, event: EventRecord, outcome: string): Promise<ConditionalWrite> {
