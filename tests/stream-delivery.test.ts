@@ -397,15 +397,20 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     const schema = uniqueName('minage');
     const shared = { schema, prefix: `${schema}:` };
     const proxy = await startTcpProxy(redisTarget());
+    const proxyB = await startTcpProxy(redisTarget());
     // A commits with its Redis link cut (its publish fails; its own drain waits a minute); B, on the same database,
-    // drains every second: what B's drain may take is decided by the age of the change alone.
+    // drains every second: what B's drain may take is decided by the age of the change alone. B's own link drops
+    // and returns right after A's commit: B lost no publish of its own, so its reconnect takes nothing young either.
     const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
-    const b = await startTestApp({ OUTBOX_INTERVAL_MS: '1000' }, shared);
+    const b = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxyB.port}`, OUTBOX_INTERVAL_MS: '1000' }, shared);
     try {
       const room = newRoomInstance(roomName('minage'));
       const session = await createSession(a.url, room.name, token);
       proxy.cut('reset');
       expect((await sendEvent(a.url, 'room_started', room)).json.results.action).toBe('status_updated');
+      proxyB.cut('reset');
+      await new Promise((r) => setTimeout(r, 200));
+      proxyB.restore();
       const change = () =>
         b.app.database.db
           .selectFrom('session_changes')
@@ -419,9 +424,11 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       expect(published_at!.getTime() - changed_at.getTime()).toBeGreaterThanOrEqual(2_000);
     } finally {
       proxy.restore();
+      proxyB.restore();
       await a.stop();
       await b.stop();
       await proxy.close();
+      await proxyB.close();
       await dropSchema(schema).catch(() => {});
     }
   }, 60_000);

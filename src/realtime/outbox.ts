@@ -38,6 +38,8 @@ export function createChangePublisher(deps: {
   let draining: Promise<number> | undefined;
   let offReconnect: (() => void) | undefined;
   let stopped = false;
+  /** A fast-path publish failed since the last reconnect drain: this process has changes of its own to catch up. */
+  let publishFailed = false;
 
   const flushMarks = async () => {
     markTimer = undefined;
@@ -60,6 +62,7 @@ export function createChangePublisher(deps: {
         try {
           await bus.publish(change);
         } catch {
+          publishFailed = true;
           break;
         }
         done.push(id);
@@ -84,13 +87,17 @@ export function createChangePublisher(deps: {
   };
 
   /**
-   * Right after the link returns, whatever failed to publish during the outage goes out at once, however young
-   * (a change also under way on the fast path is published twice: subscribers drop the repeated version). The
-   * publisher's connection may come back a moment after the subscriber's that announced it.
+   * Right after the link returns, whatever this process failed to publish during the outage goes out at once,
+   * however young (a change also under way on the fast path is published twice: subscribers drop the repeated
+   * version). The publisher's connection may come back a moment after the subscriber's that announced it. A
+   * process that lost no publish leaves the young changes to their own writers (the first connect of every
+   * process announces itself like a reconnect); the timer's drain still covers writers that died.
    */
   const drainAfterReconnect = async () => {
+    if (!publishFailed) return;
     for (let i = 0; i < RECONNECT_WAIT_STEPS && !stopped; i++) {
       if (bus.isConnected()) {
+        publishFailed = false;
         await draining;
         await drain(0);
         return;
@@ -107,8 +114,10 @@ export function createChangePublisher(deps: {
           toMark.push(changeId);
           markTimer ??= setTimeout(flushMarks, MARK_FLUSH_MS);
         },
-        (err: Error) =>
-          logger.warn({ err: err.message, sessionId: change.session.id, version: change.session.version }, 'publish failed; the outbox will retry'),
+        (err: Error) => {
+          publishFailed = true;
+          logger.warn({ err: err.message, sessionId: change.session.id, version: change.session.version }, 'publish failed; the outbox will retry');
+        },
       );
     },
     drain: () => drain(),
