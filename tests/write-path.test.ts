@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyLiveEvent, EMPTY_LIVE_STATE, liveView, type LiveState } from '../src/sessions/live-state.js';
+import { WRITE_SESSIONS } from '../src/sessions/repo.js';
 import { mapLimit } from '../tools/kit/async.js';
 import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../tools/kit/backends.js';
 import { buildEvent, encodeEvent, newRoomInstance, postWebhook, signBody, type RoomInstance } from '../tools/kit/livekit-emulator.js';
@@ -248,4 +249,47 @@ describe.skipIf(!(backends.postgres && backends.redis))('webhook fast path under
       }
     },
   );
+
+  it('the write statement’s cached (generic) plan looks events up by index, never hashing the table, however small it was when planned', async () => {
+    // A prepared statement's generic plan assumes 100 input rows; planned on small tables, the write hashed whole
+    // tables on every statement (a cost growing with them until the next ANALYZE). Checked on the statement itself.
+    const conn = new pg.Client({ connectionString: TEST_DATABASE_URL, options: `-c search_path=${schema} -c plan_cache_mode=force_generic_plan` });
+    await conn.connect();
+    try {
+      await conn.query('begin');
+      await conn.query(`insert into sessions (room_name) select 'wpath-plan-' || g from generate_series(1, 200) g`);
+      await conn.query(
+        `insert into webhook_events (id, event_type, outcome) select 'EV_wpath_plan_' || g, 'room_started', 'ignored' from generate_series(1, 500) g`,
+      );
+      await conn.query('analyze sessions');
+      await conn.query('analyze webhook_events');
+      const { rows } = await conn.query<{ id: string; xmin: string }>(
+        `select id, xmin::text as xmin from sessions where room_name like 'wpath-plan-%' limit 4`,
+      );
+      const now = new Date().toISOString();
+      const writes = rows.map((r, i) => ({
+        i,
+        id: r.id,
+        read_xmin: r.xmin,
+        status: 'LIVE',
+        version: 2,
+        updated_at: now,
+        live_state: EMPTY_LIVE_STATE,
+        event_id: `EV_wpath_plan_new_${i}`,
+        event_type: 'room_started',
+        outcome: 'status_updated',
+      }));
+      await conn.query(`prepare write_sessions(jsonb) as ${WRITE_SESSIONS}`);
+      const explained = await conn.query<{ 'QUERY PLAN': string }>(
+        `explain (costs off) execute write_sessions('${JSON.stringify(writes).replaceAll("'", "''")}')`,
+      );
+      const text = explained.rows.map((r) => r['QUERY PLAN']).join('\n');
+      expect(text, text).toMatch(/webhook_events_pkey/);
+      expect(text, text).not.toMatch(/Seq Scan on webhook_events/);
+      expect(text, text).not.toMatch(/Hash Anti Join/);
+    } finally {
+      await conn.query('rollback').catch(() => {});
+      await conn.end();
+    }
+  });
 });

@@ -299,6 +299,13 @@ export async function writeSession(db: Db, write: SessionWrite): Promise<Conditi
  * terms, as it would alone; the sessions must differ (a row is updated once per statement). One parameter, a JSON
  * array, so the statement is one prepared plan whatever the number of writes. (Exported for the benchmark: pgbench
  * runs this very text, tools/bench/sql/ours-status-webhooks.sql.)
+ *
+ * That one plan is generic: Postgres plans it for 100 input rows (jsonb_to_recordset's estimate) and the table sizes
+ * of the moment. On tables that were small then (every fresh database), it hashed all of `sessions` and all of
+ * `webhook_events` on every statement, a cost that grew with the table until the next ANALYZE (1.3 ms of Postgres
+ * CPU per webhook instead of 0.28 in the benchmark). So every lookup is written to be an index probe whatever the
+ * estimates: the rows to update by `id = any(array(...))`, the event checks as subqueries the planner cannot turn
+ * into a join or a hash (`offset 0`).
  */
 export const WRITE_SESSIONS = prepared(
   'lkss_write_sessions',
@@ -312,7 +319,8 @@ with input as (
   update sessions s set status = x.status, room_sid = x.room_sid, room_created_ms = x.room_created_ms, version = x.version,
     started_at = x.started_at, stopped_at = x.stopped_at, updated_at = x.updated_at, live_state = x.live_state
   from input x
-  where s.id = x.id and s.xmin = x.read_xmin::xid and not exists (select 1 from webhook_events e where e.id = x.event_id)
+  where s.id = any(array(select id from input)) and s.id = x.id and s.xmin = x.read_xmin::xid
+    and not exists (select 1 from webhook_events e where e.id = x.event_id offset 0)
   returning x.i, s.xmin::text as xmin
 ), change as (
   insert into session_changes (session_id, version, status, previous_status, event_type, session, changed_at)
@@ -325,7 +333,7 @@ with input as (
   from upd join input x on x.i = upd.i where x.event_id is not null
 )
 select upd.xmin, change.id as change_id, upd.i is not null as applied,
-  upd.i is null and exists (select 1 from webhook_events e where e.id = x.event_id) as duplicate,
+  upd.i is null and exists (select 1 from webhook_events e where e.id = x.event_id offset 0) as duplicate,
   case when upd.i is null then ${currentRow('x.id')} end as current
 from input x left join upd on upd.i = x.i left join change on change.session_id = x.id
 order by x.i`,
