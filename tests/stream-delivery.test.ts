@@ -270,7 +270,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     }
   });
 
-  it('a change whose publish Redis refuses is not marked published: the refusal is logged, and the outbox publishes it once Redis accepts again', async () => {
+  it('a change whose publish Redis refuses reaches this process’s own subscribers at once, is not marked published (the refusal is logged), and the outbox publishes it once Redis accepts again', async () => {
     // A Redis user whose PUBLISH is refused (NOPERM) while the connection stays up: every publish fails, the fast
     // path's and each drain's, with the link "connected" all along.
     const user = `lkss-nopub-${Math.random().toString(36).slice(2, 8)}`;
@@ -283,9 +283,14 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
     const own = await startTestApp({ REDIS_URL: url.toString() }, undefined, { logger });
     const client = sseClient(own.url, token);
+    // What reaches Redis (and so the other replicas): this session's channel, read raw.
+    const raw = new Redis(TEST_REDIS_URL, { maxRetriesPerRequest: 1 });
+    const onRedis: string[] = [];
     try {
       const room = newRoomInstance(roomName('refused'));
       const session = await createSession(own.url, room.name, token);
+      raw.on('pmessage', (_pattern: string, _channel: string, message: string) => void onRedis.push(message));
+      await raw.psubscribe(`*session:${rawId(session.id)}`);
       const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
       await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');
       await admin.call('ACL', 'SETUSER', user, '-publish');
@@ -300,20 +305,25 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
             .where('version', '=', 2)
             .executeTakeFirstOrThrow()
         ).published_at;
+      // This process's own subscriber does not wait for Redis.
+      await status.until((w) => w.received.length >= 2, 5_000, 'version 2 on this process, Redis refusing');
       // The drain (every 200 ms here) tries it several times meanwhile, and fails each time.
       await new Promise((r) => setTimeout(r, 2_000));
       expect(await publishedAt()).toBeNull();
-      expect(versions(status, 'sessionStatusChanged')).toEqual([1]);
+      expect(onRedis).toEqual([]);
       expect(lines.filter((l) => l.msg === 'publish failed; the outbox will retry').map((l) => [l.sessionId, l.version])).toEqual([[rawId(session.id), 2]]);
 
       await admin.call('ACL', 'SETUSER', user, '+publish');
-      await status.until((w) => w.received.length >= 2, 20_000, 'version 2, published by the outbox');
+      expect(await waitFor(() => onRedis.length > 0, 20_000), 'version 2 on Redis, published by the outbox').toBe(true);
       expect(await waitFor(async () => (await publishedAt()) !== null, 10_000), 'version 2 marked published').toBe(true);
       await settle();
+      expect(onRedis.map((m) => (JSON.parse(m) as { session: { version: number } }).session.version)).toEqual([2]);
+      // The outbox's publish reached this process's subscriber too: a version it had, dropped.
       expect(versions(status, 'sessionStatusChanged')).toEqual([1, 2]);
       expect(status.errors).toEqual([]);
       status.dispose();
     } finally {
+      raw.disconnect();
       client.dispose();
       await own.stop();
       await admin.call('ACL', 'DELUSER', user).catch(() => {});

@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import type { RedisNode, RedisTarget } from '../config.js';
 import type { Logger } from '../logger.js';
-import { decodeChange, encodeChange, type SessionChange } from '../sessions/change.js';
+import { decodeChange, encodeChange, originPrefix, type SessionChange } from '../sessions/change.js';
 
 /** One session's changes, or every session's. */
 export type Topic = { sessionId: string } | 'all';
@@ -112,9 +113,16 @@ type BrokerEvents = {
  * One channel subscription per watched session per process, released when the last local listener leaves.
  * Publishing never queues while Redis is down (it fails fast and the outbox retries), and no Redis failure
  * escapes as an unhandled rejection.
+ *
+ * This process's own listeners get its changes at once, not by way of Redis (one round trip less between a
+ * webhook's commit and the streams it wakes, and they get them during an outage too); its messages coming back
+ * from Redis are known by their origin and dropped unread. Listeners already drop versions they have seen (the
+ * outbox may publish a change twice), so a change reaching them both ways would do no harm either.
  */
 export function createRedisBus(target: RedisTarget, prefix: string, logger: Logger): ChangeBus {
   const listeners = new ChannelListeners();
+  const origin = randomBytes(8).toString('base64url');
+  const ownMessage = originPrefix(origin);
   const reconnectListeners = new Set<() => void>();
   const acks = new Map<string, Promise<unknown>>();
   let closed = false;
@@ -142,6 +150,7 @@ export function createRedisBus(target: RedisTarget, prefix: string, logger: Logg
 
   const events: BrokerEvents = {
     message(channel, message) {
+      if (message.startsWith(ownMessage)) return;
       let change: SessionChange;
       try {
         change = decodeChange(message);
@@ -166,7 +175,13 @@ export function createRedisBus(target: RedisTarget, prefix: string, logger: Logg
   return {
     description: broker.description,
     async publish(change) {
-      await broker.publish([channelName(prefix, { sessionId: change.session.id }), channelName(prefix, 'all')], encodeChange(change));
+      const session = channelName(prefix, { sessionId: change.session.id });
+      const all = channelName(prefix, 'all');
+      queueMicrotask(() => {
+        listeners.dispatch(session, change, logger);
+        listeners.dispatch(all, change, logger);
+      });
+      await broker.publish([session, all], encodeChange(change, origin));
     },
     async subscribe(topic, listener) {
       const channel = channelName(prefix, topic);

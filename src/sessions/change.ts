@@ -56,8 +56,12 @@ export function withSnapshotJson(change: SessionChange, snapshotJson: string): S
   return change;
 }
 
-/** Wire format between processes (Redis): small, self-contained, versioned by the row. */
-export function encodeChange(change: SessionChange): string {
+/**
+ * Wire format between processes (Redis): small, self-contained, versioned by the row. `origin` names the publishing
+ * process first thing in the text, so that process can know its own messages without parsing them (readers that
+ * do not know the field ignore it).
+ */
+export function encodeChange(change: SessionChange, origin?: string): string {
   const session = storedSnapshots.get(change) ?? JSON.stringify(snapshotToJson(change.session));
   const rest = JSON.stringify({
     previousStatus: change.previousStatus,
@@ -65,7 +69,12 @@ export function encodeChange(change: SessionChange): string {
     changedAt: change.changedAt.toISOString(),
     rowVersion: change.rowVersion,
   });
-  return `{"session":${session},${rest.slice(1)}`;
+  return `${origin === undefined ? '{' : `${originPrefix(origin)},`}"session":${session},${rest.slice(1)}`;
+}
+
+/** How a message published with `origin` begins. */
+export function originPrefix(origin: string): string {
+  return `{"origin":${JSON.stringify(origin)}`;
 }
 
 export function decodeChange(text: string): SessionChange {
