@@ -3,11 +3,12 @@
  * Postgres + Redis (own schema and channel prefix), /metrics scraping, CPU accounting, statistics and
  * the table printer. Everything started here is registered for cleanup so Ctrl-C stops it too.
  */
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { cpus as osCpus, totalmem } from 'node:os';
-import { readdirSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import type { VideoGrant } from 'livekit-server-sdk';
 import { availableBackends, dropSchema, TEST_DATABASE_URL, uniqueName } from '../kit/backends.js';
@@ -20,6 +21,23 @@ import { ADMIN_GRANT } from '../../src/livekit/grants.js';
 export { WEBHOOK_PATH } from '../../src/webhooks/route.js';
 
 /** Per-run credentials: production mode refuses the development key. */
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** `npm run build` unless dist/ is newer than every source file. */
+export function buildIfStale(log: (line: string) => void): void {
+  const newest = (dir: string): number =>
+    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
+  let built = 0;
+  try {
+    built = statSync(join(ROOT, 'dist', 'src', 'main.js')).mtimeMs;
+  } catch {
+    // never built
+  }
+  if (built > Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'migrations')))) return;
+  log('  npm run build (dist/ is older than the sources) ...');
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
+}
+
 export const BENCH_CREDENTIALS: Credentials = { apiKey: 'APIbench', apiSecret: randomBytes(24).toString('base64url') };
 
 export const benchToken = (grant: VideoGrant, identity = 'bench') =>
@@ -79,7 +97,11 @@ export async function startService(ns: { schema: string; prefix: string }, opts:
   const hook = (file: string) => `--import=${pathToFileURL(new URL(file, import.meta.url).pathname).href}`;
   if (opts.cpuProfDir) nodeOptions.push(hook('./cpu-prof-hook.mjs'));
   if (opts.gcHook) nodeOptions.push(hook('./gc-hook.mjs'));
+  // Compiled, as production runs it, unless profiled (a profile of the sources names src/ files and libraries).
+  const compiled = !opts.cpuProfDir;
+  if (compiled) buildIfStale((line) => console.error(line));
   const service = await startServiceProcess({
+    compiled,
     schema: ns.schema,
     prefix: ns.prefix,
     env: {

@@ -7,16 +7,16 @@
  * Each is repeated (`runs`) and reported as the median, with the process's CPU time and RSS at ready (a busy
  * machine stretches the wall time; the CPU time says what the start itself costs).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { sleep } from '../kit/async.js';
 import { startPrivateRedis } from '../kit/private-redis.js';
 import { freePort } from '../kit/service-process.js';
-import { BENCH_CREDENTIALS, round, type BenchResult } from './common.js';
+import { BENCH_CREDENTIALS, buildIfStale, round, type BenchResult } from './common.js';
 import { freshDatabase } from './targets.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -113,21 +113,6 @@ export async function embeddedStarts(runs: number, log: (line: string) => void):
     }
   }
   return { embeddedFirst: figure(first), embeddedRestart: figure(restart) };
-}
-
-/** `npm run build` unless dist/ is newer than every source file. */
-export function buildIfStale(log: (line: string) => void): void {
-  const newest = (dir: string): number =>
-    Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((e) => (e.isDirectory() ? newest(join(dir, e.name)) : statSync(join(dir, e.name)).mtimeMs)));
-  let built = 0;
-  try {
-    built = statSync(join(ROOT, 'dist', 'src', 'main.js')).mtimeMs;
-  } catch {
-    // never built
-  }
-  if (built > Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'migrations')))) return;
-  log('  npm run build (dist/ is older than the sources) ...');
-  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' });
 }
 
 /** The compiled server on a fresh database (it migrates), then on that migrated database; one private Redis. */

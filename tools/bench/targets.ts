@@ -22,7 +22,7 @@ import { createSession } from '../kit/graphql.js';
 import type { RoomInstance } from '../kit/livekit-emulator.js';
 import { startPrivateRedis } from '../kit/private-redis.js';
 import { freePort, spawnServer, startServiceProcess, type ServiceProcess } from '../kit/service-process.js';
-import { adminBenchToken, BENCH_CREDENTIALS, benchToken, onCleanup } from './common.js';
+import { adminBenchToken, BENCH_CREDENTIALS, benchToken, buildIfStale, onCleanup } from './common.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const PEER_SOURCE = resolve(ROOT, process.env.BENCH_PEER_DIR ?? '../shared/peers/yoga-recipe');
@@ -123,10 +123,15 @@ export async function startOurs(opts: TargetOptions = {}): Promise<Target> {
   const db = await freshDatabase('ours');
   const redis = await startPrivateRedis();
   onCleanup(() => redis.close());
+  // Ours runs as production runs it, compiled (npm run build first when the sources are newer). Profiled runs take
+  // the sources instead, so that a profile names src/ files and libraries rather than one bundle.
+  const compiled = !opts.cpuProfDir;
+  if (compiled) buildIfStale((line) => console.error(line));
   const processes: ServiceProcess[] = [];
   for (let i = 0; i < (opts.processes ?? 1); i++) {
     processes.push(
       await startServiceProcess({
+        compiled,
         readyTimeoutMs: READY_TIMEOUT_MS,
         env: {
           NODE_ENV: 'production',

@@ -83,12 +83,13 @@ async function answers200(url: string): Promise<boolean> {
 }
 
 /**
- * Starts the service as its own OS process (`node --import tsx src/main.ts`), the way it runs in production,
- * against the real Postgres (schema `schema`) and Redis (channel prefix `prefix`). Resolves once
- * /readyz answers 200. `embedded: true` gives it neither (PGlite and in-process pub/sub, as a first `npm start`).
+ * Starts the service as its own OS process (`node --import tsx src/main.ts`), against the real Postgres (schema
+ * `schema`) and Redis (channel prefix `prefix`). Resolves once /readyz answers 200. `embedded: true` gives it
+ * neither (PGlite and in-process pub/sub, as a first `npm start`). `compiled: true` runs the production bundle
+ * instead (`npm run serve`'s dist/src/main.js: build it first), as production does.
  */
 export async function startServiceProcess(
-  opts: { schema?: string; prefix?: string; env?: Record<string, string>; embedded?: boolean; readyTimeoutMs?: number } = {},
+  opts: { schema?: string; prefix?: string; env?: Record<string, string>; embedded?: boolean; compiled?: boolean; readyTimeoutMs?: number } = {},
 ): Promise<ServiceProcess> {
   const backends = opts.embedded ? { postgres: false, redis: false } : await availableBackends();
   const port = await freePort();
@@ -106,5 +107,6 @@ export async function startServiceProcess(
     ...(backends.redis ? { REDIS_URL: TEST_REDIS_URL } : {}),
     ...opts.env,
   };
-  return spawnServer({ args: ['--import', 'tsx', 'src/main.ts'], cwd: ROOT, env, port, readyPath: '/readyz', readyTimeoutMs: opts.readyTimeoutMs });
+  const args = opts.compiled ? ['--enable-source-maps', 'dist/src/main.js'] : ['--import', 'tsx', 'src/main.ts'];
+  return spawnServer({ args, cwd: ROOT, env, port, readyPath: '/readyz', readyTimeoutMs: opts.readyTimeoutMs });
 }
