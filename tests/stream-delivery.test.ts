@@ -443,6 +443,56 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     }
   }, 60_000);
 
+  it('a replica whose lost publishes went out when its link returned takes nothing young on its next reconnect: the immediate drain is for its own losses only', async () => {
+    const schema = uniqueName('ownloss');
+    const shared = { schema, prefix: `${schema}:` };
+    const proxyA = await startTcpProxy(redisTarget());
+    const proxyB = await startTcpProxy(redisTarget());
+    // Both drain on a timer only once a minute: any publish below is a fast-path publish or a reconnect drain.
+    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxyA.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const b = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxyB.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const publishedAt = (sessionId: string) => async () =>
+      (
+        await b.app.database.db
+          .selectFrom('session_changes')
+          .select('published_at')
+          .where('session_id', '=', rawId(sessionId))
+          .where('version', '=', 2)
+          .executeTakeFirstOrThrow()
+      ).published_at;
+    try {
+      // B loses a publish of its own; when its link returns, its reconnect drain publishes it.
+      const own = newRoomInstance(roomName('ownloss'));
+      const ownSession = await createSession(b.url, own.name, token);
+      proxyB.cut('reset');
+      expect((await sendEvent(b.url, 'room_started', own)).json.results.action).toBe('status_updated');
+      expect(await publishedAt(ownSession.id)()).toBeNull();
+      proxyB.restore();
+      expect(await waitFor(async () => (await publishedAt(ownSession.id)()) !== null, 20_000), 'B’s own lost change, by its reconnect drain').toBe(true);
+
+      // A commits with its link cut: a young change of A's, unpublished. B's link drops and returns again: B lost
+      // nothing this time, so it leaves A's change to A (or to a timer once it is old).
+      const theirs = newRoomInstance(roomName('ownloss-a'));
+      const theirSession = await createSession(a.url, theirs.name, token);
+      proxyA.cut('reset');
+      expect((await sendEvent(a.url, 'room_started', theirs)).json.results.action).toBe('status_updated');
+      proxyB.cut('reset');
+      await new Promise((r) => setTimeout(r, 200));
+      proxyB.restore();
+      await waitFor(() => b.app.bus.isConnected(), 10_000);
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(await publishedAt(theirSession.id)(), 'A’s young change, left alone by B’s reconnect').toBeNull();
+    } finally {
+      proxyA.restore();
+      proxyB.restore();
+      await a.stop();
+      await b.stop();
+      await proxyA.close();
+      await proxyB.close();
+      await dropSchema(schema).catch(() => {});
+    }
+  }, 60_000);
+
   it('a replica whose Redis is down from its start catches up when Redis first answers: its subscriber gets the change another replica published meanwhile', async () => {
     const proxy = await startTcpProxy(redisTarget());
     proxy.cut('reset'); // before A starts: A's subscriber connection is never ready until the restore

@@ -62,7 +62,6 @@ export function createChangePublisher(deps: {
         try {
           await bus.publish(change);
         } catch {
-          publishFailed = true;
           break;
         }
         done.push(id);
