@@ -48,8 +48,9 @@ const MUTATE = [
  *   is a member (the chain fails current members; the snapshot read is skipped for one who left) except when it
  *   leaves while its own snapshot read is failing: then only a log line more and a fail() to a subscriber that
  *   already stopped listening.
- * - outbox.ts `if (!bus.isConnected()) return 0` → false (timed out in the last run, so counted as detected): a drain
- *   while Redis is down fails its first publish and marks nothing; the guard saves a transaction per interval.
+ * - outbox.ts `if (!bus.isConnected()) return 0` → false (timed out in one run, so counted as detected; survived in
+ *   the next): a drain while Redis is down fails its first publish and marks nothing; the guard saves a
+ *   transaction per interval.
  * - auth.ts readSession `return !session || canReadRoom(…)` → true, and `if (!isAuthenticated(…))` → false: the
  *   session resolvers check the room again (defence in depth), so the API answers the same.
  *
@@ -60,7 +61,7 @@ const MUTATE = [
  * - outbox.ts the reconnect drain's bound (`i < RECONNECT_WAIT_STEPS && !stopped` → `||` or true, `i++` → `i--`):
  *   they differ only when the publisher's link stays down more than 5 s after the subscriber's came back (the
  *   code stops waiting and leaves the changes to the timer's drain; the mutants keep waiting). A test could
- *   tell them apart only by asserting the give-up.
+ *   tell them apart only by asserting the give-up. (`<=` for `<`: one more 250 ms step of waiting.)
  * - outbox.ts stop() `stopped = true` → false: ends that wait early when the service stops; the bus is closed by
  *   then, so the wait ends by itself after 5 s with nothing to observe.
  * - auth.ts isAuthenticated → true / without `'open'`, firstScope `if (scope)` → true, `claims.sub ?? ''`: not
