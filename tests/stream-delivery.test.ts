@@ -17,7 +17,7 @@ import type { Database } from '../src/db/types.js';
 import { sseClient, wsClient } from '../tools/kit/clients.js';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
-import { startTcpProxy } from '../tools/kit/tcp-proxy.js';
+import { startTcpProxy, type TcpProxy } from '../tools/kit/tcp-proxy.js';
 import { startTestApp, type TestApp } from './support/app.js';
 import { Watch } from './support/watch.js';
 import { createLocalBus } from '../src/realtime/bus.js';
@@ -246,6 +246,34 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     return { host: u.hostname, port: Number(u.port || 6379) };
   };
 
+  type Replica = TestApp & { link: TcpProxy | null };
+  /**
+   * Replicas on one fresh schema and Redis prefix, started inside the test (Stryker's per-test coverage then sees
+   * their drains start), each draining on its timer every `outboxMs`. A `proxied` replica reaches Redis through a
+   * TCP proxy the test can cut (`link`), cut before it starts with `cutAtStart`. `close()` restores the links,
+   * stops the replicas and drops the schema.
+   */
+  type ReplicaSpec = { outboxMs: number; proxied?: boolean; cutAtStart?: boolean };
+  async function replicas<const S extends readonly ReplicaSpec[]>(label: string, specs: S) {
+    const schema = uniqueName(label);
+    const shared = { schema, prefix: `${schema}:` };
+    const started: Replica[] = [];
+    for (const spec of specs) {
+      const link = spec.proxied ? await startTcpProxy(redisTarget()) : null;
+      if (spec.cutAtStart) link?.cut('reset');
+      const env: Record<string, string> = { OUTBOX_INTERVAL_MS: String(spec.outboxMs) };
+      if (link) env.REDIS_URL = `redis://127.0.0.1:${link.port}`;
+      started.push({ ...(await startTestApp(env, shared)), link });
+    }
+    const close = async () => {
+      for (const r of started) r.link?.restore();
+      for (const r of started) await r.stop();
+      for (const r of started) await r.link?.close();
+      await dropSchema(schema).catch(() => {});
+    };
+    return { replicas: started as { [K in keyof S]: Replica }, close };
+  }
+
   it('each change is recorded as published by the replica that published it, without waiting for the drain (every 60 s here)', async () => {
     const own = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' });
     try {
@@ -404,23 +432,24 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
   });
 
   it('the timer’s drain leaves a change alone until it is two intervals old (its fast-path publish may still be under way), then publishes it', async () => {
-    const schema = uniqueName('minage');
-    const shared = { schema, prefix: `${schema}:` };
-    const proxy = await startTcpProxy(redisTarget());
-    const proxyB = await startTcpProxy(redisTarget());
     // A commits with its Redis link cut (its publish fails; its own drain waits a minute); B, on the same database,
     // drains every second: what B's drain may take is decided by the age of the change alone. B's own link drops
     // and returns right after A's commit: B lost no publish of its own, so its reconnect takes nothing young either.
-    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
-    const b = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxyB.port}`, OUTBOX_INTERVAL_MS: '1000' }, shared);
+    const {
+      replicas: [a, b],
+      close,
+    } = await replicas('minage', [
+      { outboxMs: 60_000, proxied: true },
+      { outboxMs: 1_000, proxied: true },
+    ]);
     try {
       const room = newRoomInstance(roomName('minage'));
       const session = await createSession(a.url, room.name, token);
-      proxy.cut('reset');
+      a.link!.cut('reset');
       expect((await sendEvent(a.url, 'room_started', room)).json.results.action).toBe('status_updated');
-      proxyB.cut('reset');
+      b.link!.cut('reset');
       await new Promise((r) => setTimeout(r, 200));
-      proxyB.restore();
+      b.link!.restore();
       const change = () =>
         b.app.database.db
           .selectFrom('session_changes')
@@ -433,24 +462,20 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       const { changed_at, published_at } = await change();
       expect(published_at!.getTime() - changed_at.getTime()).toBeGreaterThanOrEqual(2_000);
     } finally {
-      proxy.restore();
-      proxyB.restore();
-      await a.stop();
-      await b.stop();
-      await proxy.close();
-      await proxyB.close();
-      await dropSchema(schema).catch(() => {});
+      await close();
     }
   }, 60_000);
 
   it('a replica whose lost publishes went out when its link returned takes nothing young on its next reconnect: the immediate drain is for its own losses only', async () => {
-    const schema = uniqueName('ownloss');
-    const shared = { schema, prefix: `${schema}:` };
-    const proxyA = await startTcpProxy(redisTarget());
-    const proxyB = await startTcpProxy(redisTarget());
     // Both drain on a timer only once a minute: any publish below is a fast-path publish or a reconnect drain.
-    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxyA.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
-    const b = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxyB.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const {
+      replicas: [a, b],
+      close,
+    } = await replicas('ownloss', [
+      { outboxMs: 60_000, proxied: true },
+      { outboxMs: 60_000, proxied: true },
+    ]);
+    const [proxyA, proxyB] = [a.link!, b.link!];
     const publishedAt = (sessionId: string) => async () =>
       (
         await b.app.database.db
@@ -483,23 +508,16 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       await new Promise((r) => setTimeout(r, 1_500));
       expect(await publishedAt(theirSession.id)(), 'A’s young change, left alone by B’s reconnect').toBeNull();
     } finally {
-      proxyA.restore();
-      proxyB.restore();
-      await a.stop();
-      await b.stop();
-      await proxyA.close();
-      await proxyB.close();
-      await dropSchema(schema).catch(() => {});
+      await close();
     }
   }, 60_000);
 
   it('a replica whose Redis is down from its start catches up when Redis first answers: its subscriber gets the change another replica published meanwhile', async () => {
-    const proxy = await startTcpProxy(redisTarget());
-    proxy.cut('reset'); // before A starts: A's subscriber connection is never ready until the restore
-    const schema = uniqueName('firstready');
-    const shared = { schema, prefix: `${schema}:` };
-    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
-    const b = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' }, shared);
+    // A's link is cut before A starts: A's subscriber connection is never ready until the restore.
+    const {
+      replicas: [a, b],
+      close,
+    } = await replicas('firstready', [{ outboxMs: 60_000, proxied: true, cutAtStart: true }, { outboxMs: 60_000 }]);
     const client = sseClient(a.url, token);
     try {
       const room = newRoomInstance(roomName('firstready'));
@@ -511,7 +529,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       await settle();
       expect(versions(status, 'sessionStatusChanged')).toEqual([1]);
 
-      proxy.restore();
+      a.link!.restore();
       await status.until((w) => w.received.length === 2, 20_000, 'version 2 once Redis first answered');
       expect(of(status, 'sessionStatusChanged').map((v) => [v.version, v.status])).toEqual([
         [1, 'READY'],
@@ -520,10 +538,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       status.dispose();
     } finally {
       client.dispose();
-      await a.stop();
-      await b.stop();
-      await proxy.close();
-      await dropSchema(schema).catch(() => {});
+      await close();
     }
   }, 60_000);
 
@@ -574,13 +589,12 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
   }, 60_000);
 
   it('a change committed while its replica’s Redis link is down reaches an all-sessions subscriber on another replica once the link returns (the drain on reconnect, not the minute timer)', async () => {
-    const schema = uniqueName('outage');
-    const shared = { schema, prefix: `${schema}:` };
-    const proxy = await startTcpProxy(redisTarget());
-    // Apps started inside the test (not in a hook), so that Stryker's per-test coverage sees the drain start.
     // Both drain on a timer only once a minute: what delivers is A's drain when its link comes back.
-    const a = await startTestApp({ REDIS_URL: `redis://127.0.0.1:${proxy.port}`, OUTBOX_INTERVAL_MS: '60000' }, shared);
-    const b = await startTestApp({ OUTBOX_INTERVAL_MS: '60000' }, shared);
+    const {
+      replicas: [a, b],
+      close,
+    } = await replicas('outage', [{ outboxMs: 60_000, proxied: true }, { outboxMs: 60_000 }]);
+    const proxy = a.link!;
     const client = sseClient(b.url, token);
     try {
       const all = new Watch(client, `subscription { sessionsUpdated { ${UPDATE_FIELDS} } }`);
@@ -614,11 +628,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       all.dispose();
     } finally {
       client.dispose();
-      proxy.restore();
-      await a.stop();
-      await b.stop();
-      await proxy.close();
-      await dropSchema(schema).catch(() => {});
+      await close();
     }
   }, 60_000);
 });
