@@ -57,6 +57,13 @@ class ChannelListeners {
     }
   }
 
+  /** Hands `change` to the listeners of these channels in a later microtask, as a broker would deliver it. */
+  deliverLater(channels: readonly string[], change: SessionChange, logger: Logger): void {
+    queueMicrotask(() => {
+      for (const channel of channels) this.dispatch(channel, change, logger);
+    });
+  }
+
   channels(): string[] {
     return [...this.byChannel.keys()];
   }
@@ -66,16 +73,17 @@ export function channelName(prefix: string, topic: Topic): string {
   return topic === 'all' ? `${prefix}sessions` : `${prefix}session:${topic.sessionId}`;
 }
 
+/** Where a change goes: its session's channel and every session's. */
+function changeChannels(prefix: string, change: SessionChange): string[] {
+  return [channelName(prefix, { sessionId: change.session.id }), channelName(prefix, 'all')];
+}
+
 export function createLocalBus(logger: Logger): ChangeBus {
   const listeners = new ChannelListeners();
   return {
     description: 'in-process',
     publish(change) {
-      // Delivered asynchronously, like a broker would.
-      queueMicrotask(() => {
-        listeners.dispatch(channelName('', { sessionId: change.session.id }), change, logger);
-        listeners.dispatch(channelName('', 'all'), change, logger);
-      });
+      listeners.deliverLater(changeChannels('', change), change, logger);
       return Promise.resolve();
     },
     subscribe(topic, listener) {
@@ -175,13 +183,9 @@ export function createRedisBus(target: RedisTarget, prefix: string, logger: Logg
   return {
     description: broker.description,
     async publish(change) {
-      const session = channelName(prefix, { sessionId: change.session.id });
-      const all = channelName(prefix, 'all');
-      queueMicrotask(() => {
-        listeners.dispatch(session, change, logger);
-        listeners.dispatch(all, change, logger);
-      });
-      await broker.publish([session, all], encodeChange(change, origin));
+      const channels = changeChannels(prefix, change);
+      listeners.deliverLater(channels, change, logger);
+      await broker.publish(channels, encodeChange(change, origin));
     },
     async subscribe(topic, listener) {
       const channel = channelName(prefix, topic);
