@@ -19,6 +19,7 @@ import { adminToken, createSession } from '../tools/kit/graphql.js';
 import { newRoomInstance, sendEvent } from '../tools/kit/livekit-emulator.js';
 import { startTcpProxy, type TcpProxy } from '../tools/kit/tcp-proxy.js';
 import { startTestApp, type TestApp } from './support/app.js';
+import { changeTimes, sessionRowId } from './support/changes.js';
 import { Watch } from './support/watch.js';
 import { createLocalBus } from '../src/realtime/bus.js';
 import { EndAll } from '../src/realtime/end-all.js';
@@ -40,10 +41,6 @@ afterAll(async () => {
 });
 
 const roomName = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
-const rawId = (globalId: string) =>
-  Buffer.from(globalId, 'base64')
-    .toString('utf8')
-    .replace(/^Session:/, '');
 const FIELDS = 'status version eventType session { roomName }';
 const UPDATE_FIELDS = 'version eventType session { roomName status }';
 const subscribe = (query: string, variables: Record<string, unknown> = {}) => {
@@ -137,11 +134,10 @@ describe('what each subscription passes on', () => {
     await everyUpdate.until(() => versions(everyUpdate, 'sessionsUpdated', room.name).length === 1, 10_000, 'version 2 on the all-sessions stream');
 
     const db = t.app.database.db;
-    const change = () =>
-      db.selectFrom('session_changes').select(['published_at']).where('session_id', '=', rawId(session.id)).where('version', '=', 2).executeTakeFirstOrThrow();
+    const change = () => changeTimes(db, session.id, 2);
     expect(await waitFor(async () => (await change()).published_at !== null, 10_000), 'version 2 marked published').toBe(true);
     // As if the process had died between the publish and the mark: the outbox publishes it again.
-    await db.updateTable('session_changes').set({ published_at: null }).where('session_id', '=', rawId(session.id)).where('version', '=', 2).execute();
+    await db.updateTable('session_changes').set({ published_at: null }).where('session_id', '=', sessionRowId(session.id)).where('version', '=', 2).execute();
     expect(await waitFor(async () => (await change()).published_at !== null, 20_000), 'the outbox to publish version 2 again').toBe(true);
 
     expect((await sendEvent(t.url, 'room_finished', room)).status).toBe(200);
@@ -279,15 +275,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     try {
       const room = newRoomInstance(roomName('mark'));
       const session = await createSession(own.url, room.name, token);
-      const published = async (version: number) =>
-        (
-          await own.app.database.db
-            .selectFrom('session_changes')
-            .select('published_at')
-            .where('session_id', '=', rawId(session.id))
-            .where('version', '=', version)
-            .executeTakeFirstOrThrow()
-        ).published_at !== null;
+      const published = async (version: number) => (await changeTimes(own.app.database.db, session.id, version)).published_at !== null;
       expect((await sendEvent(own.url, 'room_started', room)).status).toBe(200);
       expect(await waitFor(() => published(2), 10_000), 'version 2 marked').toBe(true);
       // A later change too (its mark goes out in a later batch than the first).
@@ -318,28 +306,22 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       const room = newRoomInstance(roomName('refused'));
       const session = await createSession(own.url, room.name, token);
       raw.on('pmessage', (_pattern: string, _channel: string, message: string) => void onRedis.push(message));
-      await raw.psubscribe(`*session:${rawId(session.id)}`);
+      await raw.psubscribe(`*session:${sessionRowId(session.id)}`);
       const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
       await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');
       await admin.call('ACL', 'SETUSER', user, '-publish');
 
       expect((await sendEvent(own.url, 'room_started', room)).json.results.action).toBe('status_updated');
-      const publishedAt = async () =>
-        (
-          await own.app.database.db
-            .selectFrom('session_changes')
-            .select('published_at')
-            .where('session_id', '=', rawId(session.id))
-            .where('version', '=', 2)
-            .executeTakeFirstOrThrow()
-        ).published_at;
+      const publishedAt = async () => (await changeTimes(own.app.database.db, session.id, 2)).published_at;
       // This process's own subscriber does not wait for Redis.
       await status.until((w) => w.received.length >= 2, 5_000, 'version 2 on this process, Redis refusing');
       // The drain (every 200 ms here) tries it several times meanwhile, and fails each time.
       await new Promise((r) => setTimeout(r, 2_000));
       expect(await publishedAt()).toBeNull();
       expect(onRedis).toEqual([]);
-      expect(lines.filter((l) => l.msg === 'publish failed; the outbox will retry').map((l) => [l.sessionId, l.version])).toEqual([[rawId(session.id), 2]]);
+      expect(lines.filter((l) => l.msg === 'publish failed; the outbox will retry').map((l) => [l.sessionId, l.version])).toEqual([
+        [sessionRowId(session.id), 2],
+      ]);
 
       await admin.call('ACL', 'SETUSER', user, '+publish');
       expect(await waitFor(() => onRedis.length > 0, 20_000), 'version 2 on Redis, published by the outbox').toBe(true);
@@ -378,15 +360,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       expect((await sendEvent(own.url, 'room_started', room)).json.results.action).toBe('status_updated');
       await status.until((w) => w.received.length >= 2, 10_000, 'version 2');
       expect(await waitFor(() => lines.some((l) => l.msg === 'could not mark changes published'), 10_000), 'the refused mark to be logged').toBe(true);
-      const publishedAt = async () =>
-        (
-          await db
-            .selectFrom('session_changes')
-            .select('published_at')
-            .where('session_id', '=', rawId(session.id))
-            .where('version', '=', 2)
-            .executeTakeFirstOrThrow()
-        ).published_at;
+      const publishedAt = async () => (await changeTimes(db, session.id, 2)).published_at;
       expect(await publishedAt()).toBeNull();
 
       await sql`drop trigger refuse_marks on ${schema}.session_changes`.execute(db);
@@ -417,13 +391,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       expect(await waitFor(async () => (await publishedCount()) > before, 10_000, 1)).toBe(true);
       await own.stop();
       stopped = true;
-      const row = await db
-        .selectFrom('session_changes')
-        .select('published_at')
-        .where('session_id', '=', rawId(session.id))
-        .where('version', '=', 2)
-        .executeTakeFirstOrThrow();
-      expect(row.published_at).not.toBeNull();
+      expect((await changeTimes(db, session.id, 2)).published_at).not.toBeNull();
     } finally {
       if (!stopped) await own.stop();
       await db.destroy();
@@ -450,13 +418,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       b.link!.cut('reset');
       await new Promise((r) => setTimeout(r, 200));
       b.link!.restore();
-      const change = () =>
-        b.app.database.db
-          .selectFrom('session_changes')
-          .select(['changed_at', 'published_at'])
-          .where('session_id', '=', rawId(session.id))
-          .where('version', '=', 2)
-          .executeTakeFirstOrThrow();
+      const change = () => changeTimes(b.app.database.db, session.id, 2);
       expect(await waitFor(async () => (await change()).published_at !== null, 20_000), 'B’s drain to publish version 2').toBe(true);
       // Both times are the database's own view: when the change was made, and when the drain that took it began.
       const { changed_at, published_at } = await change();
@@ -476,15 +438,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
       { outboxMs: 60_000, proxied: true },
     ]);
     const [proxyA, proxyB] = [a.link!, b.link!];
-    const publishedAt = (sessionId: string) => async () =>
-      (
-        await b.app.database.db
-          .selectFrom('session_changes')
-          .select('published_at')
-          .where('session_id', '=', rawId(sessionId))
-          .where('version', '=', 2)
-          .executeTakeFirstOrThrow()
-      ).published_at;
+    const publishedAt = (sessionId: string) => async () => (await changeTimes(b.app.database.db, sessionId, 2)).published_at;
     try {
       // B loses a publish of its own; when its link returns, its reconnect drain publishes it.
       const own = newRoomInstance(roomName('ownloss'));
@@ -551,15 +505,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('publishing after commit
     try {
       const room = newRoomInstance(roomName('publate'));
       const session = await createSession(own.url, room.name, token);
-      const publishedAt = async (version: number) =>
-        (
-          await own.app.database.db
-            .selectFrom('session_changes')
-            .select('published_at')
-            .where('session_id', '=', rawId(session.id))
-            .where('version', '=', version)
-            .executeTakeFirstOrThrow()
-        ).published_at;
+      const publishedAt = async (version: number) => (await changeTimes(own.app.database.db, session.id, version)).published_at;
       // Both links up first: a subscription is live (its snapshot came) and a change went out on the fast path.
       const status = new Watch(client, `subscription($id: ID!) { sessionStatusChanged(id: $id) { ${FIELDS} } }`, { id: session.id });
       await status.until((w) => w.received.length === 1, 10_000, 'the snapshot');

@@ -15,14 +15,11 @@ import { availableBackends, dropSchema, TEST_DATABASE_URL, TEST_REDIS_URL, uniqu
 import { sseClient } from '../tools/kit/clients.js';
 import { adminToken, createSession } from '../tools/kit/graphql.js';
 import { startTcpProxy, type TcpProxy } from '../tools/kit/tcp-proxy.js';
+import { changeTimes, sessionRowId } from './support/changes.js';
 
 const backends = await availableBackends();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const roomName = (label: string) => `${label}-${Math.random().toString(36).slice(2, 8)}`;
-const rowId = (id: string) =>
-  Buffer.from(id, 'base64')
-    .toString('utf8')
-    .replace(/^Session:/, '');
 
 type Seen = { status: string; version: number; eventType: string; session: { roomName: string } };
 const FIELDS = 'status version eventType session { roomName }';
@@ -95,9 +92,9 @@ describe('status events for one room at the same moment', () => {
         ['status_updated', 'status_updated'],
         ['stale_event', 'status_updated'],
       ]).toContainEqual([...mine].sort());
-      const row = await db.selectFrom('sessions').select(['status', 'version']).where('id', '=', rowId(s.id)).executeTakeFirstOrThrow();
+      const row = await db.selectFrom('sessions').select(['status', 'version']).where('id', '=', sessionRowId(s.id)).executeTakeFirstOrThrow();
       expect(row).toEqual({ status: 'STOPPED', version: 1 + updates });
-      const versions = await db.selectFrom('session_changes').select('version').where('session_id', '=', rowId(s.id)).orderBy('version').execute();
+      const versions = await db.selectFrom('session_changes').select('version').where('session_id', '=', sessionRowId(s.id)).orderBy('version').execute();
       expect(versions.map((v) => v.version)).toEqual(Array.from({ length: updates }, (_, k) => k + 2));
     }
   });
@@ -119,19 +116,7 @@ describe.skipIf(!backends.postgres)('a version this replica never heard of (two 
 
       expect((await sendEvent(b.url, 'room_started', room)).json.results.action).toBe('status_updated');
       const db = a.app.database.db;
-      await until(
-        async () =>
-          (
-            await db
-              .selectFrom('session_changes')
-              .select('published_at')
-              .where('session_id', '=', rowId(session.id))
-              .where('version', '=', 2)
-              .executeTakeFirst()
-          )?.published_at != null,
-        10_000,
-        'B to publish version 2 on its own channel',
-      );
+      await until(async () => (await changeTimes(db, session.id, 2)).published_at !== null, 10_000, 'B to publish version 2 on its own channel');
       await sleep(300);
       expect(w.versions()).toEqual([1]);
 
@@ -228,19 +213,7 @@ describe.skipIf(!(backends.postgres && backends.redis))('replica A with its Redi
         [1, 'READY'],
         [2, 'LIVE'],
       ]);
-      await until(
-        async () =>
-          (
-            await db
-              .selectFrom('session_changes')
-              .select('published_at')
-              .where('session_id', '=', rowId(sMine.id))
-              .where('version', '=', 2)
-              .executeTakeFirstOrThrow()
-          ).published_at !== null,
-        10_000,
-        'the drained change to be marked published',
-      );
+      await until(async () => (await changeTimes(db, sMine.id, 2)).published_at !== null, 10_000, 'the drained change to be marked published');
       for (const w of [all, watchMine, watchTheirs]) expect(w.state.errors).toEqual([]);
     } finally {
       all.close();
